@@ -1,0 +1,115 @@
+"""Sphinx configuration of the initdocs book (MyST Markdown notebooks executed by myst-nb)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import initdocs
+from initdocs.sphinxext import package_fingerprint
+
+DOCS = Path(__file__).parent
+ROOT = DOCS.parent
+BUILD = DOCS / "_build"
+
+
+def _git_commit() -> str:
+    """Short commit of the checkout being built, with '+dirty' for uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+# -- Project ------------------------------------------------------------------------------
+project = "initdocs"
+html_title = "initdocs: the MLT __init__ book"
+author = "initdocs contributors"
+copyright = "2021-2026, initdocs contributors"
+release = version = initdocs.__version__
+commit = _git_commit()
+
+extensions = [
+    "myst_nb",  # registers myst_parser itself
+    "sphinxcontrib.bibtex",
+    "sphinx_design",
+    "sphinx_copybutton",
+    "initdocs.sphinxext",
+]
+exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
+nitpicky = True
+
+# -- MyST ---------------------------------------------------------------------------------
+myst_enable_extensions = [
+    "amsmath",
+    "colon_fence",
+    "deflist",
+    "dollarmath",
+    "fieldlist",
+    "attrs_inline",
+    "substitution",
+]
+myst_heading_anchors = 3
+myst_dmath_double_inline = True
+myst_substitutions = {"version": release, "commit": commit}
+
+# -- Execution (myst-nb) ------------------------------------------------------------------
+# The cache is keyed on code cells only; its folder is named after the package's fingerprint
+# so that a change in src/initdocs re-executes the chapters (see initdocs.sphinxext).
+nb_execution_mode = os.environ.get("NB_EXECUTION_MODE", "cache")
+nb_execution_cache_path = str(BUILD / ".jupyter_cache" / package_fingerprint())
+nb_execution_timeout = int(os.environ.get("NB_EXECUTION_TIMEOUT", "300"))  # per cell
+nb_execution_raise_on_error = True  # a failing cell stops the build, traceback in the log
+nb_execution_show_tb = True
+nb_merge_streams = True
+nb_output_stderr = "warn"  # stderr in a cell (e.g. a library warning) is a build warning
+nb_kernel_rgx_aliases = {".*": "python3"}  # run every chapter in the builder's own Python
+
+# Kernels inherit this environment: silence ipykernel's start-up notice and pin threads.
+_ipython_dir = BUILD / "ipython"
+(_ipython_dir / "profile_default").mkdir(parents=True, exist_ok=True)
+(_ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
+    "c.IPKernelApp.log_level = 'ERROR'\n"
+)
+os.environ["IPYTHONDIR"] = str(_ipython_dir)
+
+# -- Citations ----------------------------------------------------------------------------
+bibtex_bibfiles = ["../references.bib"]
+bibtex_default_style = "alpha"
+bibtex_reference_style = "author_year"
+# Chapters keep their own reference list and the bibliography page lists every entry; since
+# sphinxcontrib-bibtex 2.7 a citation resolves to its own page's list first, so the
+# cross-page duplicate is expected. Duplicates *within* a page are still reported.
+suppress_warnings = ["bibtex.duplicate_citation"]
+
+# -- HTML ---------------------------------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_static_path = ["_static"]
+html_css_files = ["initdocs.css"]
+html_last_updated_fmt = None
+html_copy_source = True
+html_theme_options = {
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "home_page_in_toc": True,
+    "use_download_button": True,
+    "extra_footer": (
+        f'<p class="initdocs-build">Built with initdocs {release} from commit '
+        f"<code>{commit}</code>.</p>"
+    ),
+}

@@ -1,0 +1,278 @@
+"""Sphinx glue for the book: session pages generated from the records, and honest caching.
+
+Used from ``docs/conf.py`` (``extensions = [..., "initdocs.sphinxext"]``). It adds:
+
+* ``{sessions-table}``: the home page's table of all sessions, newest first, each row linking
+  to its chapter once ``docs/sessions/<chapter>.md`` exists;
+* ``{bibtex-entry}``: a copyable BibTeX entry taken from ``references.bib``;
+* ``{session-card}``: a chapter's card (date, topic, paper, presenter, materials, video),
+  found from the chapter's own file name, so nothing about a session is typed twice;
+* a build error naming the file, line, session and field when a record is malformed;
+* re-execution of every notebook when the ``initdocs`` package changes. myst-nb's cache is
+  keyed on a notebook's code cells only, so after a fix in ``src/initdocs`` it would serve
+  outputs computed with the old code. :func:`package_fingerprint` names the cache folder in
+  ``conf.py``, and this extension re-reads the notebooks so they look in the new folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+from sphinx.errors import ConfigError
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+import initdocs
+from initdocs.sessions import Session, SessionRecordError, Sessions, load_sessions
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(initdocs.__file__).parent
+
+
+def package_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
+    """A short hash of every Python source file of the package (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        digest.update(path.relative_to(package_dir).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _escape(text: str) -> str:
+    """Make text safe inside a Markdown table cell or link label."""
+    return text.replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
+
+
+def _link(label: str, url: str) -> str:
+    return f"[{_escape(label)}](<{url}>)"
+
+
+def _sessions(env: BuildEnvironment) -> Sessions:
+    return env.app.initdocs_sessions  # type: ignore[attr-defined]
+
+
+def _materials(session: Session) -> list[str]:
+    items = [_link(link.label, link.url) for link in session.links]
+    if session.video:
+        items.append(_link("Video", session.video))
+    return items
+
+
+def _chapter_exists(env: BuildEnvironment, session: Session) -> bool:
+    return env.doc2path(session.docname).is_file()
+
+
+class SessionsTable(SphinxDirective):
+    """``{sessions-table}``: every session, newest first, like the club's README."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        sessions = _sessions(self.env)
+        self.env.note_dependency(str(sessions.path))
+        self.env.initdocs_table_docs.add(self.env.docname)  # type: ignore[attr-defined]
+        rows = [
+            "| Date | Topic | Paper | Presenter | Materials | Chapter |",
+            "|---|---|---|---|---|---|",
+        ]
+        for s in sorted(sessions, key=lambda s: s.date, reverse=True):
+            presenter = (
+                _link(s.presenter.name, s.presenter.url)
+                if s.presenter.url
+                else _escape(s.presenter.name)
+            )
+            chapter = (
+                f"{{doc}}`Session {s.number} </{s.docname}>`"
+                if _chapter_exists(self.env, s)
+                else "not written yet"
+            )
+            rows.append(
+                f"| {s.date:%d %b %Y} | {_escape(s.topic)} | {_link(s.paper, s.paper_url)} "
+                f"| {presenter} | {' · '.join(_materials(s)) or '-'} | {chapter} |"
+            )
+        table = self.parse_text_to_nodes("\n".join(rows))
+        for node in table:
+            if isinstance(node, nodes.table):
+                node["classes"].append("sessions-table")
+        return table
+
+
+class SessionCard(SphinxDirective):
+    """``{session-card}``: the card at the top of a chapter, from the chapter's own record."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        sessions = _sessions(self.env)
+        self.env.note_dependency(str(sessions.path))
+        chapter = self.env.docname.rsplit("/", 1)[-1]
+        session = sessions.by_chapter(chapter)
+        if session is None:
+            raise self.error(
+                f"no session in {sessions.path} has chapter = {chapter!r}; add that field to "
+                "the chapter's [[session]] record (or rename the chapter file to match it)"
+            )
+        start = sessions.start(session)
+        utc = start.astimezone(dt.UTC)
+        presenter = (
+            _link(session.presenter.name, session.presenter.url)
+            if session.presenter.url
+            else _escape(session.presenter.name)
+        )
+        lines = [
+            f":::{{admonition}} Session {session.number} · {start:%A %-d %B %Y}",
+            ":class: session-card",
+            "",
+            f":Paper: {_link(session.title, session.paper_url)} {{cite:p}}`{session.paper_key}`",
+            f":Topic: {_escape(session.topic)}",
+            f":When: {start:%H:%M} {start.tzname()} ({utc:%H:%M} UTC), online",
+            f":Presenter: {presenter}",
+        ]
+        materials = _materials(session)
+        if materials:
+            lines.append(f":Materials: {' · '.join(materials)}")
+        lines.append(":::")
+        return self.parse_text_to_nodes("\n".join(lines))
+
+
+def bibtex_entry(text: str, key: str) -> str | None:
+    """The source of entry ``key`` in BibTeX ``text`` (from ``@type{key,`` to its closing brace)."""
+    start = re.search(r"@\w+\s*\{\s*" + re.escape(key) + r"\s*,", text)
+    if start is None:
+        return None
+    depth = 0
+    for i in range(start.start(), len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start.start() : i + 1]
+    return None
+
+
+class BibtexEntry(SphinxDirective):
+    """``{bibtex-entry} [key]``: a copyable BibTeX entry from the book's bibliography file.
+
+    Without a key it shows the entry of the chapter's own paper (from its session record).
+    """
+
+    optional_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        if self.arguments:
+            key = self.arguments[0]
+        else:
+            chapter = self.env.docname.rsplit("/", 1)[-1]
+            session = _sessions(self.env).by_chapter(chapter)
+            if session is None:
+                raise self.error(f"{self.env.docname} is no session's chapter: give the key")
+            key = session.paper_key
+        for bibfile in self.config.bibtex_bibfiles:
+            path = Path(self.env.srcdir, bibfile).resolve()
+            self.env.note_dependency(str(path))
+            entry = bibtex_entry(path.read_text(encoding="utf-8"), key)
+            if entry is not None:
+                block = nodes.literal_block(entry, entry, language="bibtex")
+                block["classes"].append("bibtex-entry")
+                return [block]
+        raise self.error(f"no entry {key!r} in {', '.join(self.config.bibtex_bibfiles)}")
+
+
+def _load(app: Sphinx, config: Any) -> None:
+    path = Path(app.confdir, config.initdocs_sessions_file)
+    try:
+        app.initdocs_sessions = load_sessions(path)  # type: ignore[attr-defined]
+    except FileNotFoundError:
+        raise ConfigError(
+            f"session records not found at {path}; create it or set initdocs_sessions_file "
+            "in conf.py"
+        ) from None
+    except SessionRecordError as exc:
+        raise ConfigError(
+            f"the session records have {len(exc.problems)} problem(s); fix them and build "
+            f"again:\n{exc}"
+        ) from None
+
+
+def _init_env(app: Sphinx, env: BuildEnvironment, *args: Any) -> None:
+    if not hasattr(env, "initdocs_table_docs"):
+        env.initdocs_table_docs = set()  # type: ignore[attr-defined]
+
+
+def _purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
+    _init_env(app, env)
+    env.initdocs_table_docs.discard(docname)  # type: ignore[attr-defined]
+
+
+def _merge(app: Sphinx, env: BuildEnvironment, docnames: Any, other: BuildEnvironment) -> None:
+    _init_env(app, env)
+    env.initdocs_table_docs |= getattr(other, "initdocs_table_docs", set())  # type: ignore[attr-defined]
+
+
+def _outdated(
+    app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
+    """Docs to re-read beyond Sphinx's own choice.
+
+    The sessions table when chapters appear or disappear (its links change), and every
+    executed notebook when the package's fingerprint changed since the last build.
+    """
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    _init_env(app, env)
+    stale: set[str] = set()
+    if added or removed:
+        stale |= env.initdocs_table_docs  # type: ignore[attr-defined]
+    fingerprint = package_fingerprint()
+    if getattr(env, "initdocs_fingerprint", fingerprint) != fingerprint:
+        executed = [
+            doc
+            for doc, data in NbMetadataCollector.get_doc_data(env).items()
+            if data.get("exec_data")
+        ]
+        logger.info(f"[initdocs] package changed: re-reading {len(executed)} notebook(s)")
+        stale |= set(executed)
+    env.initdocs_fingerprint = fingerprint  # type: ignore[attr-defined]
+    return sorted(stale - removed)
+
+
+def _drop_stale_caches(app: Sphinx) -> None:
+    """Remove execution caches of earlier package versions (they can never be hit again)."""
+    configured = getattr(app.config, "nb_execution_cache_path", "")
+    current = Path(configured)
+    parent = current.parent
+    if not configured or current.name != package_fingerprint() or not parent.is_dir():
+        return
+    for sibling in parent.iterdir():
+        if sibling.is_dir() and sibling != current and len(sibling.name) == len(current.name):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("initdocs_sessions_file", "sessions.toml", "env", types=[str])
+    app.add_directive("sessions-table", SessionsTable)
+    app.add_directive("session-card", SessionCard)
+    app.add_directive("bibtex-entry", BibtexEntry)
+    app.connect("config-inited", _load)
+    app.connect("builder-inited", _drop_stale_caches)
+    app.connect("env-before-read-docs", _init_env)
+    app.connect("env-purge-doc", _purge)
+    app.connect("env-merge-info", _merge)
+    app.connect("env-get-outdated", _outdated)
+    return {
+        "version": initdocs.__version__,
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }

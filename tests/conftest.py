@@ -1,0 +1,26 @@
+"""Shared paths and fixtures of the test suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+BUILD = DOCS / "_build"
+HTML = BUILD / "html"
+BIB = ROOT / "references.bib"
+RECORDS = DOCS / "sessions.toml"
+CHAPTERS = sorted((DOCS / "sessions").glob("[0-9][0-9]-*.md"))
+
+
+@pytest.fixture(scope="session")
+def html() -> Path:
+    """The executed book, built by ``nox -s tests`` (or ``nox -s docs``) before pytest runs."""
+    if not (HTML / "index.html").is_file():
+        pytest.fail(
+            f"the book is not built: {HTML / 'index.html'} is missing. Run `nox -s tests`, "
+            "which builds the book before testing it, or `nox -s docs` before pytest."
+        )
+    return HTML

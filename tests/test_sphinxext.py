@@ -1,0 +1,110 @@
+"""The book's Sphinx extension: generated session pages, clear errors, cache invalidation."""
+
+from __future__ import annotations
+
+import shutil
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from conftest import BIB, RECORDS
+from pybtex.database import parse_string
+from sphinx.errors import ConfigError
+from sphinx.testing.util import SphinxTestApp
+
+from initdocs.sphinxext import PACKAGE_DIR, bibtex_entry, package_fingerprint
+
+CONF = f"""
+extensions = ["myst_parser", "sphinxcontrib.bibtex", "initdocs.sphinxext"]
+myst_enable_extensions = ["colon_fence", "fieldlist"]
+bibtex_bibfiles = [{str(BIB)!r}]
+initdocs_sessions_file = {str(RECORDS)!r}
+suppress_warnings = ["bibtex.duplicate_citation"]
+"""
+CHAPTER = (
+    "# {title}\n\n```{{session-card}}\n```\n\n"
+    "```{{bibliography}}\n:filter: docname in docnames\n```\n"
+)
+
+
+def build(tmp_path: Path, pages: dict[str, str], **overrides) -> tuple[Path, str]:
+    """Build a small project with the extension; return the HTML folder and the warnings."""
+    src = tmp_path / "src"
+    for name, text in {"conf.py": CONF, **pages}.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text, encoding="utf-8")
+    warnings = StringIO()
+    app = SphinxTestApp(
+        "html",
+        srcdir=src,
+        builddir=tmp_path / "out",
+        confoverrides=overrides,
+        status=StringIO(),
+        warning=warnings,
+        freshenv=True,
+    )
+    try:
+        app.build()
+    finally:
+        app.cleanup()
+    return tmp_path / "out" / "html", warnings.getvalue()
+
+
+INDEX = "# Book\n\n```{sessions-table}\n```\n\n```{toctree}\n:glob:\n\nsessions/*\n```\n"
+
+
+def test_table_links_existing_chapters_and_card_comes_from_the_record(tmp_path):
+    html, warnings = build(
+        tmp_path, {"index.md": INDEX, "sessions/01-xception.md": CHAPTER.format(title="X")}
+    )
+    assert warnings == ""
+    index = (html / "index.html").read_text(encoding="utf-8")
+    assert index.count("<tr") == 12  # header + 11 sessions
+    assert index.index("25 Nov 2021") < index.index("10 Jan 2021")  # newest first
+    assert 'href="sessions/01-xception.html"' in index
+    assert index.count("not written yet") == 10
+    chapter = (html / "sessions" / "01-xception.html").read_text(encoding="utf-8")
+    assert "Session 1 · Sunday 10 January 2021" in chapter
+    assert "Jayson Cunanan" in chapter and "17:00 JST (08:00 UTC)" in chapter
+    assert "Chollet" in chapter  # the paper is cited and listed in the chapter's references
+
+
+def test_chapter_without_a_record_is_a_clear_warning(tmp_path):
+    _, warnings = build(
+        tmp_path, {"index.md": INDEX, "sessions/99-unknown.md": CHAPTER.format(title="U")}
+    )
+    assert "99-unknown.md" in warnings
+    assert "no session in" in warnings and "chapter = '99-unknown'" in warnings
+
+
+def test_malformed_record_stops_the_build_naming_session_and_field(tmp_path):
+    broken = tmp_path / "sessions.toml"
+    text = RECORDS.read_text(encoding="utf-8").replace("date = 2021-03-14", 'date = "March"')
+    broken.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, {"index.md": INDEX}, initdocs_sessions_file=str(broken))
+    line = text.splitlines().index('date = "March"') + 1
+    assert f"{broken}:{line}: session 3: field 'date' must be a TOML date" in str(info.value)
+
+
+def test_bibtex_entry_is_the_exact_source_of_one_entry():
+    text = BIB.read_text(encoding="utf-8")
+    entry = bibtex_entry(text, "chollet2017xception")
+    assert entry.startswith("@inproceedings{chollet2017xception,") and entry.endswith("}")
+    parsed = parse_string(entry, "bibtex")
+    assert list(parsed.entries) == ["chollet2017xception"]
+    assert parsed.entries["chollet2017xception"].fields["doi"] == "10.1109/CVPR.2017.195"
+    assert bibtex_entry(text, "chollet2017") is None  # a prefix of a key is not a key
+
+
+def test_fingerprint_follows_every_source_file(tmp_path):
+    copy = tmp_path / "initdocs"
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = package_fingerprint(copy)
+    assert before == package_fingerprint(PACKAGE_DIR)
+    module = copy / "xception.py"
+    module.write_text(module.read_text(encoding="utf-8") + "\n# a fix\n", encoding="utf-8")
+    changed = package_fingerprint(copy)
+    assert changed != before
+    (copy / "new_paper.py").write_text("X = 1\n", encoding="utf-8")
+    assert package_fingerprint(copy) not in (before, changed)
