@@ -15,7 +15,8 @@ from sphinx.testing.util import SphinxTestApp
 from initdocs.sphinxext import PACKAGE_DIR, bibtex_entry, package_fingerprint
 
 CONF = f"""
-extensions = ["myst_parser", "sphinxcontrib.bibtex", "initdocs.sphinxext"]
+extensions = ["myst_nb", "sphinxcontrib.bibtex", "initdocs.sphinxext"]
+nb_execution_mode = "off"
 myst_enable_extensions = ["colon_fence", "fieldlist"]
 bibtex_bibfiles = [{str(BIB)!r}]
 initdocs_sessions_file = {str(RECORDS)!r}
