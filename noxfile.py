@@ -53,6 +53,19 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session
+def preview(session: nox.Session) -> None:
+    """Quick look at one chapter: `nox -s preview -- 01-xception` executes only that chapter.
+
+    The book goes to docs/_build/preview/html; the other chapters render without outputs.
+    """
+    if len(session.posargs) != 1:
+        session.error("name one chapter: nox -s preview -- 01-xception")
+    _install(session, "docs")
+    session.env["INITDOCS_PREVIEW"] = session.posargs[0]
+    session.run("sphinx-build", "-M", "html", "docs", f"{BUILD}/preview", "-n", "--keep-going")
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Build the book with execution, then run every test, including checks of the built book."""
     _install(session, "docs,test")

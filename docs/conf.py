@@ -53,6 +53,7 @@ extensions = [
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
 nitpicky = True
+initdocs_check = True  # `initdocs check` runs before the build: a broken chapter stops it
 
 # -- MyST ---------------------------------------------------------------------------------
 myst_enable_extensions = [
@@ -79,6 +80,14 @@ nb_execution_show_tb = True
 nb_merge_streams = True
 nb_output_stderr = "warn"  # stderr in a cell (e.g. a library warning) is a build warning
 nb_kernel_rgx_aliases = {".*": "python3"}  # run every chapter in the builder's own Python
+
+# `nox -s preview -- NN-name` executes only that chapter (the others render without outputs).
+_preview = os.environ.get("INITDOCS_PREVIEW", "").removesuffix(".md").rsplit("/", 1)[-1]
+if _preview:
+    _chapters = sorted(p.stem for p in (DOCS / "sessions").glob("[0-9][0-9]-*.md"))
+    if _preview not in _chapters:
+        raise ValueError(f"INITDOCS_PREVIEW={_preview!r}: no docs/sessions/{_preview}.md")
+    nb_execution_excludepatterns = [f"sessions/{c}.md" for c in _chapters if c != _preview]
 
 # Kernels inherit this environment: silence ipykernel's start-up notice and pin threads.
 _ipython_dir = BUILD / "ipython"

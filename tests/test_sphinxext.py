@@ -109,3 +109,29 @@ def test_fingerprint_follows_every_source_file(tmp_path):
     assert changed != before
     (copy / "new_paper.py").write_text("X = 1\n", encoding="utf-8")
     assert package_fingerprint(copy) not in (before, changed)
+
+
+def test_docs_build_runs_initdocs_check_first(tmp_path):
+    """A chapter that fails `initdocs check` stops the real book's build before execution."""
+    from conftest import DOCS
+
+    from initdocs.sphinxext import ChapterCheckError
+
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCS, docs, ignore=shutil.ignore_patterns("_build"))
+    shutil.copy(BIB, tmp_path / "references.bib")
+    chapter = docs / "sessions" / "01-xception.md"
+    chapter.write_text(
+        chapter.read_text(encoding="utf-8").replace("## Motivation", "## Why"), encoding="utf-8"
+    )
+    with pytest.raises(ChapterCheckError) as info:  # raised while Sphinx starts up
+        SphinxTestApp(
+            "html",
+            srcdir=docs,
+            builddir=tmp_path / "out",
+            status=StringIO(),
+            warning=StringIO(),
+            confoverrides={"nb_execution_mode": "off"},
+        )
+    assert f"{chapter}:" in str(info.value)
+    assert "missing part '## Motivation'" in str(info.value)

@@ -178,7 +178,12 @@ def load_sessions(path: str | Path) -> Sessions:
                 Problem(
                     path,
                     int(line.group(1)) if line else None,
-                    f"not valid TOML: {exc}; fix the syntax (quotes, brackets, commas)",
+                    f"not valid TOML: {exc}; "
+                    + (
+                        "write dates as YYYY-MM-DD without quotes, a real calendar day"
+                        if "date" in str(exc)
+                        else "fix the syntax (quotes, brackets, commas)"
+                    ),
                 )
             ]
         ) from None

@@ -7,7 +7,8 @@ Used from ``docs/conf.py`` (``extensions = [..., "initdocs.sphinxext"]``). It ad
 * ``{bibtex-entry}``: a copyable BibTeX entry taken from ``references.bib``;
 * ``{session-card}``: a chapter's card (date, topic, paper, presenter, materials, video),
   found from the chapter's own file name, so nothing about a session is typed twice;
-* a build error naming the file, line, session and field when a record is malformed;
+* a build error naming the file, line, session and field when a record is malformed, and
+  ``initdocs check`` on every chapter before the build starts (``initdocs_check = True``);
 * re-execution of every notebook when the ``initdocs`` package changes. myst-nb's cache is
   keyed on a notebook's code cells only, so after a fix in ``src/initdocs`` it would serve
   outputs computed with the old code. :func:`package_fingerprint` names the cache folder in
@@ -26,7 +27,7 @@ from typing import Any
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
-from sphinx.errors import ConfigError
+from sphinx.errors import ConfigError, SphinxError
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
@@ -248,6 +249,26 @@ def _outdated(
     return sorted(stale - removed)
 
 
+class ChapterCheckError(SphinxError):
+    category = "initdocs check failed"
+
+
+def _check_chapters(app: Sphinx) -> None:
+    """Run ``initdocs check`` on the whole book before anything is read or executed."""
+    if not app.config.initdocs_check:
+        return
+    from initdocs.check import check_paths, find_repository
+
+    problems, checked = check_paths(find_repository(Path(app.confdir)))
+    if problems:
+        listing = "\n".join(str(p) for p in problems)
+        raise ChapterCheckError(
+            f"{len(problems)} problem(s); fix them (run `initdocs check` to see them again "
+            f"without building):\n{listing}"
+        )
+    logger.info(f"[initdocs] check: {checked} file(s), no problems")
+
+
 def _drop_stale_caches(app: Sphinx) -> None:
     """Remove execution caches of earlier package versions (they can never be hit again)."""
     configured = getattr(app.config, "nb_execution_cache_path", "")
@@ -262,10 +283,12 @@ def _drop_stale_caches(app: Sphinx) -> None:
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("initdocs_sessions_file", "sessions.toml", "env", types=[str])
+    app.add_config_value("initdocs_check", False, "env", types=[bool])
     app.add_directive("sessions-table", SessionsTable)
     app.add_directive("session-card", SessionCard)
     app.add_directive("bibtex-entry", BibtexEntry)
     app.connect("config-inited", _load)
+    app.connect("builder-inited", _check_chapters)
     app.connect("builder-inited", _drop_stale_caches)
     app.connect("env-before-read-docs", _init_env)
     app.connect("env-purge-doc", _purge)
