@@ -157,3 +157,10 @@ def test_code_of_conduct_has_its_parts(html):
     ):
         assert part in text
     assert soup(html, "community/code-of-conduct.html").find("a", href="https://mltokyo.ai/about")
+
+
+def test_contributor_guide_is_a_page_of_the_book(html):
+    page = soup(html, "contributing.html")
+    assert page.find("h1").get_text(strip=True).startswith("Contributing")
+    text = page.get_text()
+    assert "initdocs new" in text and "initdocs check" in text and "nox -s preview" in text

@@ -340,3 +340,43 @@ def test_root_without_records_is_a_usage_error(tmp_path, capsys):
 def test_console_script_is_declared():
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'initdocs = "initdocs.cli:main"' in text
+
+
+def test_chapter_for_an_existing_record(repo, capsys):
+    code, out, _ = run(repo, capsys, "chapter", "2")
+    assert code == 0
+    chapter = repo.chapters_dir / "02-deeplabv2.md"
+    assert "created" in out and "02-deeplabv2.md for session 2 (DeepLabv2)" in out
+    assert chapter.read_text(encoding="utf-8").count("# Session 2: DeepLabv2") == 1
+    before = snapshot(repo)
+    code, _, err = run(repo, capsys, "chapter", "2")  # a second time: refused, untouched
+    assert code == 2 and "already exists and is never overwritten" in err
+    assert snapshot(repo) == before
+    code, _, err = run(repo, capsys, "chapter", "42")
+    assert code == 2 and "no session 42" in err
+
+
+def test_check_prints_paths_relative_to_the_current_folder(repo, capsys, monkeypatch):
+    monkeypatch.chdir(repo.root)
+    edit(repo.chapters_dir / "01-xception.md", "## Motivation", "## Why")
+    code = main(["check"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith("docs/sessions/01-xception.md:")
+
+
+def test_github_issue_forms_and_pull_request_template():
+    import yaml
+
+    forms = ROOT / ".github" / "ISSUE_TEMPLATE"
+    for name in ("new-session", "erratum", "bug"):
+        form = yaml.safe_load((forms / f"{name}.yml").read_text(encoding="utf-8"))
+        assert form["name"] and form["description"] and form["body"]
+        ids = [item["id"] for item in form["body"] if "id" in item]
+        assert len(ids) == len(set(ids)) >= 3
+        for item in form["body"]:
+            assert item["type"] in {"markdown", "input", "textarea", "dropdown", "checkboxes"}
+    config = yaml.safe_load((forms / "config.yml").read_text(encoding="utf-8"))
+    assert config["blank_issues_enabled"] is False
+    template = (ROOT / ".github" / "PULL_REQUEST_TEMPLATE.md").read_text(encoding="utf-8")
+    assert "initdocs check" in template and "nox -s lint tests" in template

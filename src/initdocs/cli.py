@@ -1,6 +1,7 @@
 """The ``initdocs`` command: add a session, check chapters, list sessions.
 
     initdocs new --date 2021-12-12 --paper "..." ...   a new session: record + chapter file
+    initdocs chapter NUMBER                            the chapter of a recorded session
     initdocs check [PATH ...]                          check chapters, records, references.bib
     initdocs sessions [--json]                         list the sessions
 
@@ -190,11 +191,45 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chapter(args: argparse.Namespace) -> int:
+    """Create the chapter of a session that already has a record (sessions 2 to 11, say)."""
+    repo = _repository(args)
+    try:
+        sessions = load_sessions(repo.records)
+    except SessionRecordError as exc:
+        raise UsageError(f"fix the records first:\n{exc}") from None
+    session = next((s for s in sessions if s.number == args.number), None)
+    if session is None:
+        raise UsageError(
+            f"no session {args.number} in {repo.records}; add a new session with initdocs new"
+        )
+    path = repo.chapters_dir / f"{session.chapter}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("x", encoding="utf-8") as handle:  # "x": fail rather than overwrite
+            handle.write(render_template(session))
+    except FileExistsError:
+        raise UsageError(
+            f"{_shown(path)} already exists and is never overwritten; edit it"
+        ) from None
+    print(f"created {_shown(path)} for session {session.number} ({session.paper})")
+    print(f"next: replace every [[write: ...]] in it, then run: initdocs check {_shown(path)}")
+    return 0
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the current folder when it lies inside it, as people type paths."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     repo = _repository(args)
     problems, checked = check_paths(repo, [Path(p) for p in args.paths])
     for problem in problems:
-        print(problem)
+        print(Problem(_shown(problem.path), problem.line, problem.message))
     if problems:
         files = len({p.path for p in problems})
         print(f"initdocs check: {len(problems)} problem(s) in {files} file(s)", file=sys.stderr)
@@ -286,6 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new.add_argument("--video", help="the recording (optional)")
     new.set_defaults(func=cmd_new)
+
+    chapter = commands.add_parser(
+        "chapter",
+        help="create the chapter of a session that already has a record",
+        description="Create docs/sessions/NN-name.md from the chapter template for a session "
+        "already recorded in docs/sessions.toml. Never overwrites.",
+    )
+    chapter.add_argument("number", type=int, help="the session's number")
+    chapter.set_defaults(func=cmd_chapter)
 
     check = commands.add_parser(
         "check",
