@@ -73,7 +73,8 @@ myst_substitutions = {"version": release, "commit": commit}
 # The cache is keyed on code cells only; its folder is named after the package's fingerprint
 # so that a change in src/initdocs re-executes the chapters (see initdocs.sphinxext).
 nb_execution_mode = os.environ.get("NB_EXECUTION_MODE", "cache")
-nb_execution_cache_path = str(BUILD / ".jupyter_cache" / package_fingerprint())
+_cache_root = Path(os.environ.get("INITDOCS_CACHE_DIR", BUILD / ".jupyter_cache"))
+nb_execution_cache_path = str(_cache_root / package_fingerprint())
 nb_execution_timeout = int(os.environ.get("NB_EXECUTION_TIMEOUT", "300"))  # per cell
 nb_execution_raise_on_error = True  # a failing cell stops the build, traceback in the log
 nb_execution_show_tb = True
@@ -81,13 +82,14 @@ nb_merge_streams = True
 nb_output_stderr = "warn"  # stderr in a cell (e.g. a library warning) is a build warning
 nb_kernel_rgx_aliases = {".*": "python3"}  # run every chapter in the builder's own Python
 
-# `nox -s preview -- NN-name` executes only that chapter (the others render without outputs).
+# `nox -s preview -- NN-name` builds only that chapter (the other chapters are left out).
 _preview = os.environ.get("INITDOCS_PREVIEW", "").removesuffix(".md").rsplit("/", 1)[-1]
 if _preview:
     _chapters = sorted(p.stem for p in (DOCS / "sessions").glob("[0-9][0-9]-*.md"))
     if _preview not in _chapters:
         raise ValueError(f"INITDOCS_PREVIEW={_preview!r}: no docs/sessions/{_preview}.md")
-    nb_execution_excludepatterns = [f"sessions/{c}.md" for c in _chapters if c != _preview]
+    exclude_patterns += [f"sessions/{c}.md" for c in _chapters if c != _preview]
+    initdocs_check_only = [_preview]
 
 # Kernels inherit this environment: silence ipykernel's start-up notice and pin threads.
 _ipython_dir = BUILD / "ipython"

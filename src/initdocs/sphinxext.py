@@ -71,7 +71,8 @@ def _materials(session: Session) -> list[str]:
 
 
 def _chapter_exists(env: BuildEnvironment, session: Session) -> bool:
-    return env.doc2path(session.docname).is_file()
+    """Whether the chapter is part of this build (written, and not left out of a preview)."""
+    return session.docname in env.found_docs
 
 
 class SessionsTable(SphinxDirective):
@@ -259,7 +260,10 @@ def _check_chapters(app: Sphinx) -> None:
         return
     from initdocs.check import check_paths, find_repository
 
-    problems, checked = check_paths(find_repository(Path(app.confdir)))
+    repo = find_repository(Path(app.confdir))
+    only = app.config.initdocs_check_only
+    paths = [repo.records, repo.bibliography] + [repo.chapters_dir / f"{c}.md" for c in only]
+    problems, checked = check_paths(repo, paths if only else None)
     if problems:
         listing = "\n".join(str(p) for p in problems)
         raise ChapterCheckError(
@@ -284,6 +288,7 @@ def _drop_stale_caches(app: Sphinx) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("initdocs_sessions_file", "sessions.toml", "env", types=[str])
     app.add_config_value("initdocs_check", False, "env", types=[bool])
+    app.add_config_value("initdocs_check_only", [], "env", types=[list])
     app.add_directive("sessions-table", SessionsTable)
     app.add_directive("session-card", SessionCard)
     app.add_directive("bibtex-entry", BibtexEntry)
