@@ -104,6 +104,11 @@ _ipython_dir = BUILD / "ipython"
     "c.IPKernelApp.log_level = 'ERROR'\n"
 )
 os.environ["IPYTHONDIR"] = str(_ipython_dir)
+# One thread per kernel: the chapters' small models gain nothing from more, several threads
+# slow down badly when the cores are shared, and a fixed thread count keeps float results
+# the same on every machine (the book is deterministic, not only seeded).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
 
 # -- Citations ----------------------------------------------------------------------------
 bibtex_bibfiles = ["../references.bib"]
