@@ -54,9 +54,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def preview(session: nox.Session) -> None:
-    """Quick look at one chapter: `nox -s preview -- 01-xception` builds only that chapter.
+    """Quick look at one chapter: `nox -s preview -- 01-xception` executes only that chapter.
 
-    The book goes to docs/_build/preview/html; the other chapters are left out.
+    The book goes to docs/_build/preview/html; the other chapters appear without outputs.
     """
     if len(session.posargs) != 1:
         session.error("name one chapter: nox -s preview -- 01-xception")

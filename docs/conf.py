@@ -82,8 +82,8 @@ nb_merge_streams = True
 nb_output_stderr = "warn"  # stderr in a cell (e.g. a library warning) is a build warning
 nb_kernel_rgx_aliases = {".*": "python3"}  # run every chapter in the builder's own Python
 
-# `nox -s preview -- NN-name` builds only that chapter (the other chapters are left out);
-# several chapters can be named, separated by commas.
+# `nox -s preview -- NN-name` executes only that chapter: the others are built without running
+# their code (so links to them still resolve). Several chapters can be named, with commas.
 _preview = [
     name.strip().removesuffix(".md").rsplit("/", 1)[-1]
     for name in os.environ.get("INITDOCS_PREVIEW", "").split(",")
@@ -94,7 +94,7 @@ if _preview:
     for _name in _preview:
         if _name not in _chapters:
             raise ValueError(f"INITDOCS_PREVIEW: there is no docs/sessions/{_name}.md")
-    exclude_patterns += [f"sessions/{c}.md" for c in _chapters if c not in _preview]
+    nb_execution_excludepatterns = [f"sessions/{c}.md" for c in _chapters if c not in _preview]
     initdocs_check_only = _preview
 
 # Kernels inherit this environment: silence ipykernel's start-up notice and pin threads.
