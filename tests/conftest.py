@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests run like the book's chapters (see docs/conf.py): on one thread, which keeps float
+# results independent of the machine and avoids oversubscribing shared CPUs.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
