@@ -63,3 +63,14 @@ def test_fit_refuses_zero_epochs():
     x, y = torch.zeros(4, 2), torch.zeros(4, dtype=torch.long)
     with pytest.raises(ValueError, match="epochs"):
         fit(nn.Linear(2, 2), x, y, x, y, epochs=0)
+
+
+def test_accuracy_counts_pixels_for_dense_predictions():
+    class Constant(nn.Module):
+        def forward(self, x):  # (N, 1, H, W) -> logits (N, 2, H, W) favouring class 1
+            return torch.stack([torch.zeros_like(x[:, 0]), torch.ones_like(x[:, 0])], dim=1)
+
+    x = torch.zeros(3, 1, 4, 4)
+    y = torch.zeros(3, 4, 4, dtype=torch.long)
+    y[:, :2] = 1  # half of every mask is class 1
+    assert accuracy(Constant(), x, y, batch_size=2) == pytest.approx(0.5)

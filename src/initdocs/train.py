@@ -36,7 +36,12 @@ class History:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
-    """Fraction of ``x`` that ``model`` classifies as ``y`` (evaluation mode)."""
+    """Fraction of labels in ``y`` that ``model`` predicts (evaluation mode).
+
+    Works for classification (``y`` of shape (N,)) and for dense prediction such as
+    segmentation (``y`` of shape (N, H, W), logits (N, C, H, W)): the class is the argmax over
+    dimension 1, and the fraction is over every label, i.e. pixel accuracy for masks.
+    """
     was_training = model.training
     model.eval()
     correct = 0
@@ -44,7 +49,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         logits = model(x[start : start + batch_size])
         correct += (logits.argmax(dim=1) == y[start : start + batch_size]).sum().item()
     model.train(was_training)
-    return correct / len(x)
+    return correct / y.numel()
 
 
 def fit(
