@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from torch import nn
 
-from initdocs.train import accuracy
+from initdocs.train import accuracy, cosine_schedule, minibatches
 
 __all__ = [
     "IWHistory",
@@ -295,14 +295,11 @@ def train_importance_weighted(
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * -(-len(x_train) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    schedule = cosine_schedule(optimizer, epochs, len(x_train), batch_size)
     history = IWHistory()
     for epoch in range(epochs):
-        order = torch.randperm(len(x_train), generator=generator)
         epoch_weights = np.ones(len(x_train))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in minibatches(len(x_train), batch_size, generator):
             weights, x_v, y_v = None, None, None
             if method == "plain" or (method == "diw" and epoch < warmup_epochs):
                 weights = torch.ones(len(idx))

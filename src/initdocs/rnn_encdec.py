@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from initdocs.train import cosine_schedule, minibatches
+
 __all__ = [
     "EOS",
     "PAD",
@@ -430,15 +432,12 @@ def train_encoder_decoder(
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * -(-len(train) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    schedule = cosine_schedule(optimizer, epochs, len(train), batch_size)
     history = SequenceHistory()
     for _ in range(epochs):
         model.train()
-        order = torch.randperm(len(train), generator=generator)
         total, tokens = 0.0, 0
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
+        for idx in minibatches(len(train), batch_size, generator):
             tgt = train.target[idx]
             logits = model(train.source[idx], tgt[:, :-1])  # (B, T, V)
             loss = F.cross_entropy(logits.transpose(1, 2), tgt[:, 1:], ignore_index=PAD)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from initdocs.train import History, accuracy
+from initdocs.train import History, accuracy, minibatches
 
 __all__ = [
     "RECIPES",
@@ -449,10 +449,8 @@ def fit_rsb(
     history, step, start = History(), 0, time.perf_counter()
     for _ in range(epochs):
         model.train()
-        order = torch.randperm(len(x_train), generator=generator)
         loss_sum, seen = 0.0, 0
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
+        for idx in minibatches(len(x_train), batch_size, generator):
             x, targets = mix_batch(
                 x_train[idx], y_train[idx], num_classes, rng, mixup_alpha, cutmix_alpha
             )

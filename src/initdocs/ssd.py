@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from initdocs.train import cosine_schedule, minibatches
+
 # fmt: off
 __all__ = [
     "SHAPE_CLASSES", "SSD", "SSD300", "SSD512", "DefaultBoxConfig", "Detections", "L2Norm",
@@ -708,15 +710,13 @@ def train_detector(
     cls_target = torch.stack([t[1] for t in targets])  # (N_img, N)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * math.ceil(len(data.images) / batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    schedule = cosine_schedule(optimizer, epochs, len(data.images), batch_size)
     criterion, history = MultiBoxLoss(), []
     model.train()
     try:
         for _ in range(epochs):
-            order, total = torch.randperm(len(data.images), generator=generator), 0.0
-            for i in range(0, len(order), batch_size):
-                idx = order[i : i + batch_size]
+            total = 0.0
+            for idx in minibatches(len(data.images), batch_size, generator):
                 l_conf, l_loc = criterion(
                     *model(data.images[idx]), loc_target[idx], cls_target[idx]
                 )
@@ -726,7 +726,7 @@ def train_detector(
                 optimizer.step()
                 schedule.step()
                 total += loss.item() * len(idx)
-            history.append(total / len(order))
+            history.append(total / len(data.images))
     finally:
         model.eval()
     return history

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["History", "accuracy", "fit", "seed_everything"]
+__all__ = ["History", "accuracy", "cosine_schedule", "fit", "minibatches", "seed_everything"]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -19,6 +20,25 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """One epoch of shuffled mini-batches: index tensors that together cover ``range(n)``.
+
+    The order is drawn from ``generator`` when the first batch is requested, so a seeded
+    generator gives the same batches on every run.
+    """
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, epochs: int, n: int, batch_size: int
+) -> torch.optim.lr_scheduler.CosineAnnealingLR:
+    """Cosine decay of the learning rate to zero over every step of ``epochs`` epochs."""
+    steps_per_epoch = -(-n // batch_size)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
 
 
 @dataclass
@@ -77,17 +97,14 @@ def fit(
         raise ValueError("inputs and labels must have the same length")
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = -(-len(x_train) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
+    schedule = cosine_schedule(optimizer, epochs, len(x_train), batch_size)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     history = History()
     start = time.perf_counter()
     for _ in range(epochs):
         model.train()
-        order = torch.randperm(len(x_train), generator=generator)
         total, seen = 0.0, 0
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
+        for idx in minibatches(len(x_train), batch_size, generator):
             loss = loss_fn(model(x_train[idx]), y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
