@@ -111,6 +111,19 @@ def test_fingerprint_follows_every_source_file(tmp_path):
     assert package_fingerprint(copy) not in (before, changed)
 
 
+def test_fingerprint_ignores_the_book_tooling(tmp_path):
+    """Editing the Sphinx glue or the command line cannot change a chapter's outputs."""
+    copy = tmp_path / "initdocs"
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = package_fingerprint(copy)
+    for name in ("sphinxext.py", "cli.py"):
+        module = copy / name
+        module.write_text(module.read_text(encoding="utf-8") + "\n# tooling\n", "utf-8")
+    (copy / "book").mkdir(exist_ok=True)
+    (copy / "book" / "calendar.py").write_text("X = 1\n", encoding="utf-8")
+    assert package_fingerprint(copy) == before
+
+
 def test_docs_build_runs_initdocs_check_first(tmp_path):
     """A chapter that fails `initdocs check` stops the real book's build before execution."""
     from conftest import DOCS

@@ -39,11 +39,21 @@ logger = logging.getLogger(__name__)
 PACKAGE_DIR = Path(initdocs.__file__).parent
 
 
+#: Modules of the book's tooling, never imported by a chapter: changing them cannot change a
+#: chapter's outputs, so they are left out of the fingerprint (as is the ``book`` subpackage).
+TOOLING = frozenset(
+    {"bibliography.py", "chapters.py", "check.py", "cli.py", "sessions.py", "sphinxext.py"}
+)
+
+
 def package_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
-    """A short hash of every Python source file of the package (names and contents)."""
+    """A short hash of the package's library modules (names and contents), tooling left out."""
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
-        digest.update(path.relative_to(package_dir).as_posix().encode())
+        relative = path.relative_to(package_dir)
+        if relative.as_posix() in TOOLING or relative.parts[0] == "book":
+            continue
+        digest.update(relative.as_posix().encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
