@@ -44,6 +44,18 @@ copyright = "2021-2026, initdocs contributors"
 release = version = initdocs.__version__
 commit = _git_commit()
 
+# Where the sources live and where the book is published. One place for both: the header
+# buttons, "edit this page", the erratum links, the sitemap, social cards and the launch
+# buttons all derive from them. Forks and CI set the variables (see the Pages workflow).
+repository_url = os.environ.get(
+    "INITDOCS_REPOSITORY_URL", "https://github.com/Machine-Learning-Tokyo/initdocs"
+).rstrip("/")
+repository_branch = os.environ.get("INITDOCS_REPOSITORY_BRANCH", "main")
+html_baseurl = os.environ.get(
+    "READTHEDOCS_CANONICAL_URL",
+    os.environ.get("INITDOCS_BASE_URL", "https://machine-learning-tokyo.github.io/initdocs/"),
+)
+
 extensions = [
     "myst_nb",  # registers myst_parser itself
     "sphinxcontrib.bibtex",
