@@ -26,6 +26,8 @@ SPHINX_ARGS = (
     "-W",
     "--keep-going",
     "-n",  # any warning fails the build, after reporting all of them
+    "-j",
+    "auto",  # one reader per core: chapters execute side by side (one thread per kernel)
     "-w",
     f"{BUILD}/warnings.log",  # the tests assert that this file stays empty
 )
@@ -80,6 +82,17 @@ def lint(session: nox.Session) -> None:
     files = ("src", "tests", "docs/conf.py", "noxfile.py")
     session.run("ruff", "check", *files)
     session.run("ruff", "format", "--check", *files)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Time the build in six situations on a copy of the repo (about 15 min on 2 cores).
+
+    Writes docs/_build/bench/bench.json and bench.md; `nox -s bench -- --update-readme` also
+    puts the table into the README. Options: `python -m initdocs.book.bench --help`.
+    """
+    _install(session, "docs")
+    session.run("python", "-m", "initdocs.book.bench", *session.posargs)
 
 
 @nox.session(name="docs-live")

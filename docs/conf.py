@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import initdocs
-from initdocs.sphinxext import package_fingerprint
+from initdocs.book.kernels import prepare_kernels
 
 DOCS = Path(__file__).parent
 ROOT = DOCS.parent
@@ -82,11 +82,11 @@ myst_dmath_double_inline = True
 myst_substitutions = {"version": release, "commit": commit}
 
 # -- Execution (myst-nb) ------------------------------------------------------------------
-# The cache is keyed on code cells only; its folder is named after the package's fingerprint
-# so that a change in src/initdocs re-executes the chapters (see initdocs.sphinxext).
+# myst-nb's cache is keyed on code cells; initdocs.book.execution adds to each chapter a hidden
+# cell with the fingerprint of the initdocs modules it imports, so a change in src/initdocs
+# re-executes exactly the chapters that use it.
 nb_execution_mode = os.environ.get("NB_EXECUTION_MODE", "cache")
-_cache_root = Path(os.environ.get("INITDOCS_CACHE_DIR", BUILD / ".jupyter_cache"))
-nb_execution_cache_path = str(_cache_root / package_fingerprint())
+nb_execution_cache_path = os.environ.get("INITDOCS_CACHE_DIR", str(BUILD / ".jupyter_cache"))
 nb_execution_timeout = int(os.environ.get("NB_EXECUTION_TIMEOUT", "300"))  # per cell
 nb_execution_raise_on_error = True  # a failing cell stops the build, traceback in the log
 nb_execution_show_tb = True
@@ -109,18 +109,8 @@ if _preview:
     nb_execution_excludepatterns = [f"sessions/{c}.md" for c in _chapters if c not in _preview]
     initdocs_check_only = _preview
 
-# Kernels inherit this environment: silence ipykernel's start-up notice and pin threads.
-_ipython_dir = BUILD / "ipython"
-(_ipython_dir / "profile_default").mkdir(parents=True, exist_ok=True)
-(_ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
-    "c.IPKernelApp.log_level = 'ERROR'\n"
-)
-os.environ["IPYTHONDIR"] = str(_ipython_dir)
-# One thread per kernel: the chapters' small models gain nothing from more, several threads
-# slow down badly when the cores are shared, and a fixed thread count keeps float results
-# the same on every machine (the book is deterministic, not only seeded).
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ[_var] = "1"
+# Kernels inherit this environment: one thread each, offline, no start-up notice.
+prepare_kernels(BUILD)
 
 # -- Citations ----------------------------------------------------------------------------
 bibtex_bibfiles = ["../references.bib"]

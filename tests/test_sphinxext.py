@@ -12,7 +12,7 @@ from pybtex.database import parse_string
 from sphinx.errors import ConfigError
 from sphinx.testing.util import SphinxTestApp
 
-from initdocs.sphinxext import PACKAGE_DIR, bibtex_entry, package_fingerprint
+from initdocs.sphinxext import bibtex_entry
 
 CONF = f"""
 extensions = ["myst_nb", "sphinxcontrib.bibtex", "initdocs.sphinxext"]
@@ -98,32 +98,6 @@ def test_bibtex_entry_is_the_exact_source_of_one_entry():
     assert bibtex_entry(text, "chollet2017") is None  # a prefix of a key is not a key
 
 
-def test_fingerprint_follows_every_source_file(tmp_path):
-    copy = tmp_path / "initdocs"
-    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    before = package_fingerprint(copy)
-    assert before == package_fingerprint(PACKAGE_DIR)
-    module = copy / "xception.py"
-    module.write_text(module.read_text(encoding="utf-8") + "\n# a fix\n", encoding="utf-8")
-    changed = package_fingerprint(copy)
-    assert changed != before
-    (copy / "new_paper.py").write_text("X = 1\n", encoding="utf-8")
-    assert package_fingerprint(copy) not in (before, changed)
-
-
-def test_fingerprint_ignores_the_book_tooling(tmp_path):
-    """Editing the Sphinx glue or the command line cannot change a chapter's outputs."""
-    copy = tmp_path / "initdocs"
-    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    before = package_fingerprint(copy)
-    for name in ("sphinxext.py", "cli.py"):
-        module = copy / name
-        module.write_text(module.read_text(encoding="utf-8") + "\n# tooling\n", "utf-8")
-    (copy / "book").mkdir(exist_ok=True)
-    (copy / "book" / "calendar.py").write_text("X = 1\n", encoding="utf-8")
-    assert package_fingerprint(copy) == before
-
-
 def test_docs_build_runs_initdocs_check_first(tmp_path):
     """A chapter that fails `initdocs check` stops the real book's build before execution."""
     from conftest import DOCS
@@ -148,3 +122,33 @@ def test_docs_build_runs_initdocs_check_first(tmp_path):
         )
     assert f"{chapter}:" in str(info.value)
     assert "missing part '## Motivation'" in str(info.value)
+
+
+def test_docs_build_stops_on_an_unknown_citation_key(tmp_path):
+    """A citation key missing from references.bib stops the build, naming file, line and fix."""
+    from conftest import DOCS
+
+    from initdocs.sphinxext import ChapterCheckError
+
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCS, docs, ignore=shutil.ignore_patterns("_build"))
+    shutil.copy(BIB, tmp_path / "references.bib")
+    chapter = docs / "sessions" / "01-xception.md"
+    text = chapter.read_text(encoding="utf-8")
+    cited = "As {cite:t}`nobody2099imaginary` showed."
+    text = text.replace("## Motivation\n", f"## Motivation\n\n{cited}\n", 1)
+    chapter.write_text(text, encoding="utf-8")
+    line = text.splitlines().index(cited) + 1
+    with pytest.raises(ChapterCheckError) as info:
+        SphinxTestApp(
+            "html",
+            srcdir=docs,
+            builddir=tmp_path / "out",
+            status=StringIO(),
+            warning=StringIO(),
+            confoverrides={"nb_execution_mode": "off"},
+        )
+    message = str(info.value)
+    assert f"{chapter}:{line}:" in message
+    assert "cites 'nobody2099imaginary', which is not in references.bib" in message
+    assert "add the entry or fix the key" in message

@@ -9,18 +9,14 @@ Used from ``docs/conf.py`` (``extensions = [..., "initdocs.sphinxext"]``). It ad
   found from the chapter's own file name, so nothing about a session is typed twice;
 * a build error naming the file, line, session and field when a record is malformed, and
   ``initdocs check`` on every chapter before the build starts (``initdocs_check = True``);
-* re-execution of every notebook when the ``initdocs`` package changes. myst-nb's cache is
-  keyed on a notebook's code cells only, so after a fix in ``src/initdocs`` it would serve
-  outputs computed with the old code. :func:`package_fingerprint` names the cache folder in
-  ``conf.py``, and this extension re-reads the notebooks so they look in the new folder.
+* everything about executing the chapters (smart re-execution, cache checks, parallel
+  balance, failure clean-up) through :mod:`initdocs.book.execution`, which it sets up.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,29 +31,6 @@ import initdocs
 from initdocs.sessions import Session, SessionRecordError, Sessions, load_sessions
 
 logger = logging.getLogger(__name__)
-
-PACKAGE_DIR = Path(initdocs.__file__).parent
-
-
-#: Modules of the book's tooling, never imported by a chapter: changing them cannot change a
-#: chapter's outputs, so they are left out of the fingerprint (as is the ``book`` subpackage).
-TOOLING = frozenset(
-    {"bibliography.py", "chapters.py", "check.py", "cli.py", "sessions.py", "sphinxext.py"}
-)
-
-
-def package_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
-    """A short hash of the package's library modules (names and contents), tooling left out."""
-    digest = hashlib.sha256()
-    for path in sorted(package_dir.rglob("*.py")):
-        relative = path.relative_to(package_dir)
-        if relative.as_posix() in TOOLING or relative.parts[0] == "book":
-            continue
-        digest.update(relative.as_posix().encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
 
 
 def _escape(text: str) -> str:
@@ -236,28 +209,11 @@ def _merge(app: Sphinx, env: BuildEnvironment, docnames: Any, other: BuildEnviro
 def _outdated(
     app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str], removed: set[str]
 ) -> list[str]:
-    """Docs to re-read beyond Sphinx's own choice.
-
-    The sessions table when chapters appear or disappear (its links change), and every
-    executed notebook when the package's fingerprint changed since the last build.
-    """
-    from myst_nb.sphinx_ import NbMetadataCollector
-
+    """The sessions table is re-read when chapters appear or disappear (its links change)."""
     _init_env(app, env)
-    stale: set[str] = set()
     if added or removed:
-        stale |= env.initdocs_table_docs  # type: ignore[attr-defined]
-    fingerprint = package_fingerprint()
-    if getattr(env, "initdocs_fingerprint", fingerprint) != fingerprint:
-        executed = [
-            doc
-            for doc, data in NbMetadataCollector.get_doc_data(env).items()
-            if data.get("exec_data")
-        ]
-        logger.info(f"[initdocs] package changed: re-reading {len(executed)} notebook(s)")
-        stale |= set(executed)
-    env.initdocs_fingerprint = fingerprint  # type: ignore[attr-defined]
-    return sorted(stale - removed)
+        return sorted(env.initdocs_table_docs - removed)  # type: ignore[attr-defined]
+    return []
 
 
 class ChapterCheckError(SphinxError):
@@ -283,28 +239,16 @@ def _check_chapters(app: Sphinx) -> None:
     logger.info(f"[initdocs] check: {checked} file(s), no problems")
 
 
-def _drop_stale_caches(app: Sphinx) -> None:
-    """Remove execution caches of earlier package versions (they can never be hit again)."""
-    configured = getattr(app.config, "nb_execution_cache_path", "")
-    current = Path(configured)
-    parent = current.parent
-    if not configured or current.name != package_fingerprint() or not parent.is_dir():
-        return
-    for sibling in parent.iterdir():
-        if sibling.is_dir() and sibling != current and len(sibling.name) == len(current.name):
-            shutil.rmtree(sibling, ignore_errors=True)
-
-
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("initdocs_sessions_file", "sessions.toml", "env", types=[str])
     app.add_config_value("initdocs_check", False, "env", types=[bool])
     app.add_config_value("initdocs_check_only", [], "env", types=[list])
+    app.setup_extension("initdocs.book.execution")
     app.add_directive("sessions-table", SessionsTable)
     app.add_directive("session-card", SessionCard)
     app.add_directive("bibtex-entry", BibtexEntry)
     app.connect("config-inited", _load)
     app.connect("builder-inited", _check_chapters)
-    app.connect("builder-inited", _drop_stale_caches)
     app.connect("env-before-read-docs", _init_env)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)

@@ -1,0 +1,295 @@
+"""The build benchmark behind ``nox -s bench``: how long the book takes to build, and why.
+
+On a copy of the repository (your working tree is never touched) it runs the real build
+command in these situations, one after the other:
+
+1. ``cold``: no build folder, no execution cache: every chapter executes;
+2. ``nothing changed``: the same build again;
+3. ``prose edit``: a sentence added to one chapter's prose (no chapter may execute);
+4. ``code-cell edit``: a comment added to one chapter's code cell (that chapter executes);
+5. ``module edit``: a comment added to one ``initdocs`` module (exactly the chapters that
+   import it execute; the expected set is computed independently from the chapters' imports);
+6. ``cold, serial``: a second cold build with one reader process (``-j 1``). Its wall time
+   against the first measures what the second core brings, and its outputs are compared
+   with the first's, cell by cell, to prove the book deterministic.
+
+For each it records the wall time, the chapters executed and their execution times, and
+writes ``bench.json`` and ``bench.md`` (a Markdown table, also pasted into the README
+between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` with ``--update-readme``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from initdocs.book.dependencies import module_closure
+from initdocs.book.outputs import text_outputs
+
+TARGETS = {  # seconds, from the issue; None: no time target
+    "cold": 300.0,
+    "nothing changed": 10.0,
+    "prose edit": 15.0,
+    "code-cell edit": None,
+    "module edit": None,
+    "cold, serial": None,
+}
+
+
+@dataclass
+class Scenario:
+    name: str
+    seconds: float
+    executed: list[str]
+    chapter_seconds: dict[str, float]
+    expected: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _copy_repository(repo: Path, destination: Path) -> Path:
+    """Tracked and untracked-but-not-ignored files: what a clone plus your edits would have."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = repo / os.fsdecode(name)
+        if source.is_file():
+            target = destination / os.fsdecode(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
+
+
+def _build(copy: Path, jobs: str) -> tuple[float, dict[str, dict], str]:
+    """Run the book's build in ``copy``; returns wall seconds, execution report and log."""
+    env = dict(os.environ, PYTHONPATH=str(copy / "src"))  # the copy's package, not yours
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-M",
+        "html",
+        "docs",
+        "docs/_build",
+        "-W",
+        "--keep-going",
+        "-n",
+        "-j",
+        jobs,
+    ]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    log = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise SystemExit(f"bench: the build failed in {copy}:\n{log[-4000:]}")
+    report = json.loads((copy / "docs" / "_build" / "execution.json").read_text())
+    return seconds, report, log
+
+
+def _scenario(name: str, copy: Path, jobs: str, expected: list[str] | None = None) -> Scenario:
+    seconds, report, _ = _build(copy, jobs)
+    ran = {doc: entry["seconds"] for doc, entry in report.items() if entry["executed"]}
+    chapters = sorted(doc.rsplit("/", 1)[-1] for doc in ran)
+    scenario = Scenario(
+        name,
+        round(seconds, 1),
+        chapters,
+        {doc.rsplit("/", 1)[-1]: s for doc, s in sorted(ran.items())},
+        expected,
+    )
+    print(f"bench: {name}: {seconds:.1f} s, executed {len(chapters)}: {', '.join(chapters)}")
+    return scenario
+
+
+def _edit_prose(chapter: Path) -> None:
+    lines = chapter.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("## In one paragraph"))
+    i = next(i for i in range(start + 1, len(lines)) if lines[i].strip())
+    lines[i] = lines[i].rstrip("\n") + " (An edit by the build benchmark.)\n"
+    chapter.write_text("".join(lines), encoding="utf-8")
+
+
+def _edit_code_cell(chapter: Path) -> None:
+    text = chapter.read_text(encoding="utf-8")
+    match = re.search(r"^```\{code-cell\}[^\n]*\n", text, re.M)
+    if match is None:
+        raise SystemExit(f"bench: {chapter} has no code cell to edit")
+    cut = match.end()
+    if text[cut:].startswith("---\n"):  # skip the cell's option block
+        cut = text.index("\n---\n", cut + 4) + 5
+    else:
+        while re.match(r":[\w-]+:.*\n", text[cut:]):
+            cut = text.index("\n", cut) + 1
+    chapter.write_text(text[:cut] + "# An edit by the build benchmark.\n" + text[cut:], "utf-8")
+
+
+def _importers(copy: Path, module: str) -> list[str]:
+    """Chapters whose code imports ``module`` (directly or not), found from their sources."""
+    package = copy / "src" / "initdocs"
+    target = package / module
+    return sorted(
+        chapter.stem
+        for chapter in (copy / "docs" / "sessions").glob("[0-9][0-9]-*.md")
+        if target in module_closure(chapter.read_text(encoding="utf-8"), package)
+    )
+
+
+def _outputs(copy: Path) -> dict[str, list[list[str]]]:
+    folder = copy / "docs" / "_build" / "jupyter_execute" / "sessions"
+    return {path.stem: text_outputs(path) for path in sorted(folder.glob("*.ipynb"))}
+
+
+def _machine() -> str:
+    cpus = os.cpu_count() or 0
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    python = platform.python_version()
+    return f"{cpus} CPU cores ({model}){memory}, {platform.system()}, Python {python}"
+
+
+def markdown(results: dict) -> str:
+    """The results as the Markdown table shown in the README."""
+    lines = [
+        f"Measured {results['date']} on {results['machine']}, with `-j {results['jobs']}`.",
+        "",
+        "| Situation | Wall time | Target | Chapters executed |",
+        "|---|---:|---:|---|",
+    ]
+    for s in results["scenarios"]:
+        target = TARGETS.get(s["name"])
+        met = "" if target is None else (" ✓" if s["seconds"] <= target else " ✗")
+        ran = ", ".join(s["executed"]) or "none"
+        if s["expected"] is not None:
+            ran += " (expected: " + (", ".join(s["expected"]) or "none") + ")"
+        lines.append(
+            f"| {s['name']} | {s['seconds']:.1f} s | "
+            f"{'-' if target is None else f'≤ {target:.0f} s'}{met} | {ran} |"
+        )
+    lines += ["", "| Chapter | Execution (cold) |", "|---|---:|"]
+    cold = results["scenarios"][0]["chapter_seconds"]
+    lines += [f"| {name} | {seconds:.1f} s |" for name, seconds in cold.items()]
+    lines += [
+        f"| sum | {sum(cold.values()):.1f} s |",
+        "",
+        results["parallel"],
+        "",
+        results["determinism"],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run(repo: Path, out: Path, jobs: str, prose: str, code: str, module: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="initdocs-bench-") as tmp:
+        copy = _copy_repository(repo, Path(tmp) / "repo")
+        chapters = copy / "docs" / "sessions"
+        scenarios = [_scenario("cold", copy, jobs)]
+        cold_outputs = _outputs(copy)
+        scenarios.append(_scenario("nothing changed", copy, jobs, expected=[]))
+        _edit_prose(chapters / f"{prose}.md")
+        scenarios.append(_scenario("prose edit", copy, jobs, expected=[]))
+        _edit_code_cell(chapters / f"{code}.md")
+        scenarios.append(_scenario("code-cell edit", copy, jobs, expected=[code]))
+        module_path = copy / "src" / "initdocs" / module
+        module_path.write_text(module_path.read_text() + "\n# An edit by the benchmark.\n")
+        expected = _importers(copy, module)
+        scenarios.append(_scenario("module edit", copy, jobs, expected=expected))
+        shutil.rmtree(copy / "docs" / "_build")
+        scenarios.append(_scenario("cold, serial", copy, "1"))
+        serial_outputs = _outputs(copy)
+
+    differing = sorted(
+        name for name in cold_outputs if cold_outputs[name] != serial_outputs.get(name)
+    )
+    cold, serial = scenarios[0], scenarios[-1]
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": _machine(),
+        "jobs": jobs,
+        "scenarios": [asdict(s) for s in scenarios],
+        "edits": {"prose": prose, "code cell": code, "module": module},
+        "parallel": (
+            f"Both cores: the cold build took {cold.seconds:.0f} s with `-j {jobs}` and "
+            f"{serial.seconds:.0f} s with `-j 1` ({serial.seconds / cold.seconds:.2f}x); the "
+            f"chapters' execution times add up to {sum(cold.chapter_seconds.values()):.0f} s."
+        ),
+        "determinism": (
+            f"Determinism: the text outputs of every executed cell of the {len(cold_outputs)} "
+            "chapters are identical in the two cold builds."
+            if not differing and cold_outputs
+            else f"Determinism: outputs differ between the two cold builds in {differing}."
+        ),
+        "deterministic": not differing and bool(cold_outputs),
+    }
+    for s in scenarios:
+        if s.expected is not None and s.executed != s.expected:
+            results["determinism"] += f" {s.name}: executed {s.executed}, expected {s.expected}."
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out / "bench.md").write_text(markdown(results), encoding="utf-8")
+    return results
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the text between the README's bench markers with ``table``."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme}: add the lines '{start.strip()}' and '{end}' first")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(head + start + table + end + tail, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m initdocs.book.bench", description=__doc__)
+    parser.add_argument("--repo", type=Path, default=Path.cwd(), help="the repository")
+    parser.add_argument("--out", type=Path, default=Path("docs/_build/bench"))
+    parser.add_argument("--jobs", default="auto", help="sphinx-build -j (default: auto)")
+    parser.add_argument("--prose-chapter", default="01-xception")
+    parser.add_argument("--code-chapter", default="09-self-distillation")
+    parser.add_argument("--module", default="resnet.py", help="file in src/initdocs to edit")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args(argv)
+    results = run(
+        args.repo.resolve(),
+        args.out,
+        args.jobs,
+        args.prose_chapter,
+        args.code_chapter,
+        args.module,
+    )
+    table = markdown(results)
+    print(table)
+    if args.update_readme:
+        update_readme(args.repo / "README.md", table)
+    return 0 if results["deterministic"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

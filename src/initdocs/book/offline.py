@@ -1,0 +1,84 @@
+"""Chapters run offline: any attempt to reach another host fails at once with a clear error.
+
+The book promises that a build never downloads anything. A chapter that calls a downloader
+(``torchvision.datasets.MNIST(download=True)``, ``urllib``, ``requests``...) would otherwise hang
+until a time-out on a machine without network, or silently depend on the network on one with.
+The kernels that execute the chapters call :func:`forbid_network` at start-up (see
+:mod:`initdocs.book.kernels`): connections and name lookups for anything but this machine raise
+:class:`NetworkAccessError` naming the host, and the build stops with the chapter's traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+__all__ = ["NetworkAccessError", "forbid_network", "is_local"]
+
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", ""})
+
+
+class NetworkAccessError(ConnectionRefusedError):
+    """Raised when code executed by the book tries to reach another host."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(
+            f"initdocs: chapters run offline, but this code tried to reach {target}. "
+            "Generate the data in the chapter, or use data that ships inside a package "
+            "(e.g. sklearn.datasets.load_digits); never download data or weights."
+        )
+
+
+def is_local(host: Any) -> bool:
+    """True for names and addresses of this machine (loopback), False for anything else."""
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host).strip("[]").lower()
+    if host in _LOCAL_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _target(address: Any) -> tuple[Any, str]:
+    if isinstance(address, tuple) and address:
+        return address[0], f"{address[0]}:{address[1]}" if len(address) > 1 else str(address[0])
+    return address, str(address)
+
+
+def forbid_network() -> None:
+    """Refuse connections and name lookups to other hosts in this process (idempotent)."""
+    if getattr(socket.socket.connect, "_initdocs_guard", False):
+        return
+    connect, connect_ex, getaddrinfo = (
+        socket.socket.connect,
+        socket.socket.connect_ex,
+        socket.getaddrinfo,
+    )
+
+    def guarded_connect(self: socket.socket, address: Any) -> None:
+        host, target = _target(address)
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local(host):
+            raise NetworkAccessError(target)
+        return connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+        host, target = _target(address)
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local(host):
+            raise NetworkAccessError(target)
+        return connect_ex(self, address)
+
+    def guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if not is_local(host):
+            raise NetworkAccessError(f"{host}:{port}")
+        return getaddrinfo(host, port, *args, **kwargs)
+
+    guarded_connect._initdocs_guard = True  # type: ignore[attr-defined]
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = guarded_getaddrinfo  # type: ignore[assignment]
