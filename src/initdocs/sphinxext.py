@@ -23,6 +23,7 @@ import re
 import shutil
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from docutils import nodes
 from sphinx.application import Sphinx
@@ -137,6 +138,7 @@ class SessionCard(SphinxDirective):
             )
         start = sessions.start(session)
         utc = start.astimezone(dt.UTC)
+        cet = start.astimezone(ZoneInfo("Europe/Berlin"))  # prints CET or CEST for that day
         presenter = (
             _link(session.presenter.name, session.presenter.url)
             if session.presenter.url
@@ -148,7 +150,8 @@ class SessionCard(SphinxDirective):
             "",
             f":Paper: {_link(session.title, session.paper_url)} {{cite:p}}`{session.paper_key}`",
             f":Topic: {_escape(session.topic)}",
-            f":When: {start:%H:%M} {start.tzname()} ({utc:%H:%M} UTC), online",
+            f":When: {start:%H:%M} {start.tzname()} · {cet:%H:%M} {cet.tzname()} · "
+            f"{utc:%H:%M} UTC, online",
             f":Presenter: {presenter}",
         ]
         materials = _materials(session)
