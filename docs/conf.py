@@ -62,6 +62,8 @@ extensions = [
     "sphinx_design",
     "sphinx_copybutton",
     "initdocs.sphinxext",
+    "initdocs.book.calendar",
+    "initdocs.book.citation",
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
 nitpicky = True

@@ -66,7 +66,7 @@ def test_table_links_existing_chapters_and_card_comes_from_the_record(tmp_path):
     assert index.count("not written yet") == 10
     chapter = (html / "sessions" / "01-xception.html").read_text(encoding="utf-8")
     assert "Session 1 · Sunday 10 January 2021" in chapter
-    assert "Jayson Cunanan" in chapter and "17:00 JST (08:00 UTC)" in chapter
+    assert "Jayson Cunanan" in chapter and "17:00 JST · 09:00 CET · 08:00 UTC" in chapter
     assert "Chollet" in chapter  # the paper is cited and listed in the chapter's references
 
 

@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from docutils import nodes
 from sphinx.application import Sphinx
@@ -110,6 +111,7 @@ class SessionCard(SphinxDirective):
             )
         start = sessions.start(session)
         utc = start.astimezone(dt.UTC)
+        cet = start.astimezone(ZoneInfo("Europe/Berlin"))  # prints CET or CEST for that day
         presenter = (
             _link(session.presenter.name, session.presenter.url)
             if session.presenter.url
@@ -121,7 +123,8 @@ class SessionCard(SphinxDirective):
             "",
             f":Paper: {_link(session.title, session.paper_url)} {{cite:p}}`{session.paper_key}`",
             f":Topic: {_escape(session.topic)}",
-            f":When: {start:%H:%M} {start.tzname()} ({utc:%H:%M} UTC), online",
+            f":When: {start:%H:%M} {start.tzname()} · {cet:%H:%M} {cet.tzname()} · "
+            f"{utc:%H:%M} UTC, online",
             f":Presenter: {presenter}",
         ]
         materials = _materials(session)

@@ -1,0 +1,167 @@
+"""An iCalendar file of every session, generated from the session records at build time.
+
+The book publishes it as ``sessions.ics`` at the root of the HTML output; readers import it
+once or subscribe to its address so new sessions appear in their calendar. The
+``{sessions-calendar}`` directive writes the line that links it.
+
+The file follows RFC 5545: CRLF line ends, lines folded at 75 octets, TEXT values escaped.
+Times are in UTC (the ``Z`` form), which every calendar converts to the reader's own zone and
+which needs no VTIMEZONE block. The output depends on the records alone, so two builds of the
+same sources give the same bytes: DTSTAMP is the session's own start, not the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.osutil import relative_uri
+
+import initdocs
+from initdocs.sessions import Session, Sessions
+
+#: Name of the calendar file at the root of the built book.
+FILENAME = "sessions.ics"
+#: 25 minutes of talk, an hour of discussion and a little slack (see community/format).
+DURATION = dt.timedelta(hours=1, minutes=30)
+PRODID = "-//Machine Learning Tokyo//initdocs sessions//EN"
+CALENDAR_NAME = "MLT __init__ journal club"
+
+
+def escape_text(value: str) -> str:
+    """Escape a TEXT value (RFC 5545, section 3.3.11)."""
+    return (
+        value.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+    )
+
+
+def fold(line: str, limit: int = 75) -> str:
+    """Fold a content line into parts of at most ``limit`` octets, never inside a character."""
+    parts: list[str] = []
+    current, size = "", 0
+    for char in line:
+        width = len(char.encode("utf-8"))
+        # Continuation lines start with a space, which counts towards their limit.
+        if size + width > (limit if not parts else limit - 1):
+            parts.append(current)
+            current, size = "", 0
+        current += char
+        size += width
+    parts.append(current)
+    return "\r\n ".join(parts)
+
+
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _duration(delta: dt.timedelta) -> str:
+    hours, rest = divmod(int(delta.total_seconds()), 3600)
+    return f"PT{hours}H{rest // 60}M" if rest else f"PT{hours}H"
+
+
+def chapter_url(base_url: str, session: Session) -> str:
+    """The published address of the session's chapter."""
+    return f"{base_url.rstrip('/')}/{session.docname}.html"
+
+
+def _description(session: Session, chapter: str | None) -> str:
+    lines = [
+        f"Paper: {session.title} ({session.paper_url})",
+        f"Topic: {session.topic}",
+        f"Presenter: {session.presenter.name}",
+    ]
+    lines += [f"{link.label}: {link.url}" for link in session.links]
+    if session.video:
+        lines.append(f"Video: {session.video}")
+    if chapter:
+        lines.append(f"Chapter in the book: {chapter}")
+    return "\n".join(lines)
+
+
+def _event(records: Sessions, session: Session, base_url: str, has_chapter: bool) -> Iterator[str]:
+    start = records.start(session)
+    host = urlsplit(base_url).hostname or "initdocs"
+    chapter = chapter_url(base_url, session) if has_chapter else None
+    yield "BEGIN:VEVENT"
+    yield f"UID:session-{session.number}@{host}"
+    yield f"DTSTAMP:{_utc(start)}"
+    yield f"DTSTART:{_utc(start)}"
+    yield f"DURATION:{_duration(DURATION)}"
+    yield f"SUMMARY:{escape_text(f'MLT __init__ session {session.number}: {session.title}')}"
+    yield f"DESCRIPTION:{escape_text(_description(session, chapter))}"
+    yield "LOCATION:Online (Zoom)"
+    if chapter:
+        yield f"URL:{chapter}"
+    yield "END:VEVENT"
+
+
+def calendar(records: Sessions, base_url: str, chapters: Iterable[str] | None = None) -> str:
+    """The iCalendar text of every session in ``records``.
+
+    Args:
+        records: the session records (:func:`initdocs.sessions.load_sessions`).
+        base_url: where the book is published (``html_baseurl``); chapter links start with it.
+        chapters: docnames of the chapters in the build; a session whose chapter is not among
+            them gets no chapter link. ``None`` links every chapter.
+    """
+    known = None if chapters is None else set(chapters)
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODID}",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        f"X-WR-CALNAME:{escape_text(CALENDAR_NAME)}",
+    ]
+    for session in records:
+        has_chapter = known is None or session.docname in known
+        lines += _event(records, session, base_url, has_chapter)
+    lines.append("END:VCALENDAR")
+    return "".join(fold(line) + "\r\n" for line in lines)
+
+
+class SessionsCalendar(SphinxDirective):
+    """``{sessions-calendar}``: a line linking the calendar file, to download or subscribe."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        self.env.note_dependency(str(self.env.app.initdocs_sessions.path))  # type: ignore[attr-defined]
+        here = self.env.app.builder.get_target_uri(self.env.docname)
+        address = f"{self.config.html_baseurl.rstrip('/')}/{FILENAME}"
+        paragraph = nodes.paragraph(classes=["sessions-calendar"])
+        paragraph += nodes.Text("Every session is in the calendar file ")
+        paragraph += nodes.reference(FILENAME, FILENAME, refuri=relative_uri(here, FILENAME))
+        paragraph += nodes.Text(": import it into your calendar app, or subscribe to its address ")
+        paragraph += nodes.reference(address, address, refuri=address)
+        paragraph += nodes.Text(" (in most apps: add a calendar from a URL) to get new sessions.")
+        return [paragraph]
+
+
+def _write(app: Sphinx, exception: Exception | None) -> None:
+    """Write the calendar file into the HTML output once the build succeeded."""
+    if exception is not None or app.builder.format != "html":
+        return
+    text = calendar(app.initdocs_sessions, app.config.html_baseurl, app.env.found_docs)  # type: ignore[attr-defined]
+    (app.outdir / FILENAME).write_bytes(text.encode("utf-8"))
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.setup_extension("initdocs.sphinxext")  # loads the session records
+    app.add_directive("sessions-calendar", SessionsCalendar)
+    app.connect("build-finished", _write)
+    return {
+        "version": initdocs.__version__,
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }
