@@ -62,6 +62,7 @@ extensions = [
     "sphinx_design",
     "sphinx_copybutton",
     "initdocs.sphinxext",
+    "initdocs.book.sessionmap",
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
 nitpicky = True
