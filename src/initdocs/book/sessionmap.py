@@ -13,7 +13,6 @@ left out of the tab order). Colours come from the theme's CSS variables in
 from __future__ import annotations
 
 import html
-import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from docutils import nodes
 from pybtex.database import parse_file
 from pybtex.richtext import Text
+from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
@@ -225,6 +225,10 @@ class session_map(nodes.General, nodes.Element):  # docutils names node classes 
     """Placeholder replaced by the SVG once links can be resolved (``doctree-resolved``)."""
 
 
+class work_link(nodes.Inline, nodes.TextElement):  # docutils names node classes so
+    """A work's label in the list, linked to its bibliography entry at ``doctree-resolved``."""
+
+
 def _sessions(env: Any) -> Sessions:
     return env.app.initdocs_sessions
 
@@ -245,38 +249,61 @@ def _work_label(entry: Any) -> str:
     return f"{who} {year}".strip()
 
 
-def _titles(env: Any) -> dict[str, str]:
-    """The title of every entry in the book's BibTeX files, as plain text."""
-    titles: dict[str, str] = {}
+def _bibliography(env: Any, reading: bool = True) -> dict[str, tuple[str, str]]:
+    """``key -> (label, title)`` for every entry of the book's BibTeX files.
+
+    While ``reading`` a page, the page is marked to be read again when a file changes.
+    """
+    found: dict[str, tuple[str, str]] = {}
     for bibfile in env.config.bibtex_bibfiles:
         path = Path(env.srcdir, bibfile).resolve()
-        env.note_dependency(str(path))
+        if reading:
+            env.note_dependency(str(path))
         for key, entry in parse_file(str(path)).entries.items():
-            titles[key] = _plain(entry.fields.get("title", key))
-    return titles
+            found[key] = (_work_label(entry), _plain(entry.fields.get("title", key)))
+    return found
 
 
-def _markdown(text: str) -> str:
-    """``text`` with Markdown's special characters escaped."""
-    return re.sub(r"([\\`*_{}\[\]<>#|$~])", r"\\\1", text)
+def _session_ref(env: Any, session: Session, word: str) -> nodes.Node:
+    """``session N (Paper)``, linked to the chapter when the chapter is part of the build."""
+    label = nodes.inline("", f"{word} {session.number} ({session.paper})")
+    if session.docname not in env.found_docs:
+        return label
+    ref = addnodes.pending_xref(
+        "",
+        refdomain="std",
+        reftype="doc",
+        reftarget=f"/{session.docname}",
+        refexplicit=True,
+        refdoc=env.docname,
+    )
+    ref += label
+    return ref
 
 
-def _session_line(session: Session, sessions: Sessions, titles: dict[str, str], env: Any) -> str:
-    """One item of the text version, as MyST Markdown."""
-
-    def name(s: Session, word: str = "session") -> str:
-        label = f"{word} {s.number} ({s.paper})"
-        return f"{{doc}}`{label} </{s.docname}>`" if s.docname in env.found_docs else label
-
+def _session_item(
+    env: Any, session: Session, sessions: Sessions, bib: dict[str, tuple[str, str]]
+) -> nodes.list_item:
+    """One item of the text version: the session and what it builds on."""
     by_number = {s.number: s for s in sessions}
-    parts = [name(by_number[n]) for n in session.builds_on_sessions]
-    parts += [
-        f"{{cite:t}}`{key}`, *{_markdown(titles.get(key, key))}*" for key in session.builds_on_works
+    para = nodes.paragraph()
+    para += _session_ref(env, session, "Session")
+    parts: list[list[nodes.Node]] = [
+        [_session_ref(env, by_number[n], "session")] for n in session.builds_on_sessions
     ]
-    head = name(session, "Session")
+    for key in session.builds_on_works:
+        label, title = bib.get(key, (key, key))
+        parts.append([work_link("", label, key=key), nodes.Text(", "), nodes.emphasis("", title)])
     if not parts:
-        return f"- {head}, {session.date:%B %Y}, builds on no earlier work named in its record."
-    return f"- {head}, {session.date:%B %Y}, builds on {'; '.join(parts)}."
+        para += nodes.Text(f", {session.date:%B %Y}, builds on no earlier work in its record.")
+        return nodes.list_item("", para)
+    para += nodes.Text(f", {session.date:%B %Y}, builds on ")
+    for i, part in enumerate(parts):
+        if i:
+            para += nodes.Text("; ")
+        para.extend(part)
+    para += nodes.Text(".")
+    return nodes.list_item("", para)
 
 
 class SessionMap(SphinxDirective):
@@ -290,54 +317,52 @@ class SessionMap(SphinxDirective):
         self.env.initdocs_table_docs.add(self.env.docname)  # re-read when chapters come and go
         placeholder = session_map()
         placeholder["uid"] = f"initdocs-map-{self.env.new_serialno('initdocs-map')}"
-        titles = _titles(self.env)
-        text = [
-            _session_line(s, sessions, titles, self.env)
-            for s in sorted(sessions, key=lambda s: s.date)
-        ]
-        listing = self.parse_text_to_nodes("\n".join(text))
-        for node in listing:
-            if isinstance(node, nodes.bullet_list):
-                node["classes"].append("initdocs-map-list")
-        return [placeholder, *listing]
+        bib = _bibliography(self.env)
+        listing = nodes.bullet_list(classes=["initdocs-map-list"])
+        for session in sorted(sessions, key=lambda s: s.date):
+            listing += _session_item(self.env, session, sessions, bib)
+        return [placeholder, listing]
 
 
-def _works(app: Sphinx, docname: str) -> dict[str, Work]:
-    """Label, title and link (the bibliography page's entry) of every key in the records."""
+def _bibliography_hrefs(app: Sphinx, docname: str) -> dict[str, str]:
+    """``key -> link`` to each entry on the bibliography page, relative to ``docname``."""
     domain = app.env.get_domain("cite")
     preferred = app.config.initdocs_map_bibliography
-    citations: dict[str, Any] = {}
+    hrefs: dict[str, str] = {}
     for citation in domain.citations:  # type: ignore[attr-defined]
-        if citation.key not in citations or citation.bibliography_key.docname == preferred:
-            citations[citation.key] = citation
-    works = {}
-    for session in _sessions(app.env):
-        for key in session.builds_on_works:
-            citation = citations.get(key)
-            if citation is None:  # load_sessions checked the key exists in references.bib
-                works[key] = Work(key, key, key, None)
-                continue
-            href = (
-                app.builder.get_relative_uri(docname, citation.bibliography_key.docname)
-                + "#"
-                + citation.citation_id
-            )
-            entry = citation.entry
-            title = _plain(entry.fields.get("title", key))
-            works[key] = Work(key, _work_label(entry), f"{_work_label(entry)}: {title}", href)
-    return works
+        if citation.key not in hrefs or citation.bibliography_key.docname == preferred:
+            page = app.builder.get_relative_uri(docname, citation.bibliography_key.docname)
+            hrefs[citation.key] = f"{page}#{citation.citation_id}"
+    return hrefs
 
 
 def _resolve(app: Sphinx, doctree: nodes.document, docname: str) -> None:
-    """Replace each placeholder by the SVG, with links relative to the page."""
+    """Draw each map and link the works of its list, with links relative to the page."""
+    if not any(True for _ in doctree.findall(session_map)) and not any(
+        True for _ in doctree.findall(work_link)
+    ):
+        return
+    sessions = _sessions(app.env)
+    hrefs = _bibliography_hrefs(app, docname)
+    bib = _bibliography(app.env, reading=False)
+    for link in list(doctree.findall(work_link)):
+        href = hrefs.get(link["key"])
+        text = nodes.Text(link.astext())
+        link.replace_self(
+            nodes.reference("", "", text, refuri=href, internal=True) if href else text
+        )
     for placeholder in list(doctree.findall(session_map)):
-        sessions = _sessions(app.env)
         chapter_href = {
             s.number: app.builder.get_relative_uri(docname, s.docname)
             for s in sessions
             if s.docname in app.env.found_docs
         }
-        svg = render_svg(layout(sessions, _works(app, docname), chapter_href), placeholder["uid"])
+        works = {
+            key: Work(key, bib[key][0], f"{bib[key][0]}: {bib[key][1]}", hrefs.get(key))
+            for s in sessions
+            for key in s.builds_on_works
+        }
+        svg = render_svg(layout(sessions, works, chapter_href), placeholder["uid"])
         # A narrow screen scrolls the drawing inside its own box, which the keyboard can reach.
         box = (
             f'<div class="initdocs-map-box" tabindex="0" role="region" '
@@ -350,6 +375,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("initdocs.sphinxext")  # the records and the re-read bookkeeping
     app.add_config_value("initdocs_map_bibliography", "bibliography", "env", types=[str])
     app.add_node(session_map)
+    app.add_node(work_link)
     app.add_directive("session-map", SessionMap)
     app.add_css_file(CSS_FILE)
     app.connect("doctree-resolved", _resolve)
