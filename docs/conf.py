@@ -64,6 +64,7 @@ extensions = [
     "initdocs.sphinxext",
     "initdocs.book.calendar",
     "initdocs.book.citation",
+    "initdocs.book.sessionmap",
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
 nitpicky = True

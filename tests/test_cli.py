@@ -113,6 +113,16 @@ def test_new_creates_record_and_template_chapter_that_fails_check(repo, capsys):
     assert f"{chapter}:12: template marker left" in out
 
 
+def test_new_with_builds_on_records_sessions_and_keys(repo, capsys):
+    code, _, _ = run(repo, capsys, *NEW, "--builds-on", "1, he2016deep")
+    assert code == 0
+    assert 'builds_on = [1, "he2016deep"]\n' in repo.records.read_text(encoding="utf-8")
+    code, out, _ = run(repo, capsys, "sessions", "--json")
+    rows = json.loads(out)
+    assert rows[-1]["builds_on"] == [1, "he2016deep"]
+    assert rows[6]["builds_on"][0] == 6  # ViT builds on the Transformer
+
+
 def test_template_filled_in_passes(repo, capsys):
     """Replacing every marker (here mechanically) is all a new chapter needs to pass."""
     run(repo, capsys, *NEW)
@@ -150,8 +160,25 @@ def test_slugify():
         (["--date", "2021-01-01"], "field 'date' 2021-01-01 is not after session 11's date"),
         (["--paper-url", "arxiv.org/abs/1512.03385"], "field 'paper_url' must be a web address"),
         (["--key", "chollet2017xception"], "field 'paper_key' repeats 'chollet2017xception'"),
+        (
+            ["--builds-on", "6,he2016resnet"],
+            "session 12: field 'builds_on' names 'he2016resnet', which is not a key in "
+            "references.bib",
+        ),
+        (
+            ["--builds-on", "12"],
+            "session 12: field 'builds_on' names session 12, which is not earlier than session 12",
+        ),
     ],
-    ids=["duplicate-number", "duplicate-date", "date-out-of-order", "bad-url", "duplicate-key"],
+    ids=[
+        "duplicate-number",
+        "duplicate-date",
+        "date-out-of-order",
+        "bad-url",
+        "duplicate-key",
+        "builds-on-unknown-key",
+        "builds-on-not-earlier",
+    ],
 )
 def test_new_refuses_and_writes_nothing(repo, capsys, change, expected):
     before = snapshot(repo)
@@ -277,12 +304,24 @@ def test_all_problems_are_reported_in_one_run(repo, capsys):
     chapter = repo.chapters_dir / "01-xception.md"
     edit(chapter, "## Motivation", "## Why")
     edit(chapter, "{cite:p}`ioffe2015batch`", "{cite:p}`nobody2020`")
-    edit(repo.bibliography, "@inproceedings{he2016deep,", "@inproceedings{he2019filter,")
+    # An entry no session record builds on (renaming one that is would flag the records too).
+    edit(repo.bibliography, "@inproceedings{ioffe2015batch,", "@inproceedings{he2019filter,")
     code, out, err = run(repo, capsys, "check")
     assert code == 1
     assert "missing part '## Motivation'" in out and "cites 'nobody2020'" in out
     assert "duplicate key" in out
     assert "problem(s) in 2 file(s)" in err
+
+
+def test_records_building_on_a_removed_entry(repo, capsys):
+    edit(repo.bibliography, "@phdthesis{sifre2014rigid,", "@phdthesis{sifre2014,")
+    code, out, _ = run(repo, capsys, "check", str(repo.records))
+    assert code == 1
+    line = line_of(repo.records, '"sifre2014rigid"')
+    assert out.startswith(
+        f"{repo.records}:{line}: session 1: field 'builds_on' names 'sifre2014rigid', which is "
+        "not a key in references.bib"
+    )
 
 
 def test_records_unknown_field(repo, capsys):

@@ -71,6 +71,9 @@ def _record(args: argparse.Namespace, number: int, chapter: str) -> str:
         f"paper_url = {_toml_string(args.paper_url)}",
         f"chapter = {_toml_string(chapter)}",
     ]
+    if args.builds_on:
+        items = (item if isinstance(item, int) else _toml_string(item) for item in args.builds_on)
+        lines.append(f"builds_on = [{', '.join(map(str, items))}]")
     presenter = f"name = {_toml_string(args.presenter)}"
     if args.presenter_url:
         presenter += f", url = {_toml_string(args.presenter_url)}"
@@ -92,6 +95,12 @@ def _link(text: str) -> tuple[str, str]:
             f"{text!r}: write a link as LABEL=URL, e.g. Slides=https://example.org/slides.pdf"
         )
     return label.strip(), url.strip()
+
+
+def _builds_on(text: str) -> list[int | str]:
+    """``"6,he2016deep"`` -> ``[6, "he2016deep"]``: session numbers and BibTeX keys."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    return [int(item) if item.isdigit() else item for item in items]
 
 
 def _date(text: str) -> dt.date:
@@ -161,7 +170,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         trial = Path(tmp) / "sessions.toml"
         trial.write_text(new, encoding="utf-8")
         try:
-            session = load_sessions(trial).by_chapter(chapter)
+            session = load_sessions(trial, repo.bibliography).by_chapter(chapter)
         except SessionRecordError as exc:
             problems = [Problem(repo.records, p.line, p.message) for p in exc.problems]
             raise UsageError(
@@ -261,6 +270,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 "presenter": {"name": s.presenter.name, "url": s.presenter.url},
                 "links": [{"label": link.label, "url": link.url} for link in s.links],
                 "video": s.video,
+                "builds_on": list(s.builds_on),
                 "chapter": s.chapter,
                 "chapter_written": exists,
             }
@@ -320,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="slides, code or a notebook; repeat for several",
     )
     new.add_argument("--video", help="the recording (optional)")
+    new.add_argument(
+        "--builds-on",
+        type=_builds_on,
+        metavar="N,KEY,...",
+        help="earlier sessions and references.bib keys the paper builds on, e.g. 6,he2016deep",
+    )
     new.set_defaults(func=cmd_new)
 
     chapter = commands.add_parser(

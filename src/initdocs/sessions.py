@@ -42,7 +42,7 @@ _REQUIRED = (
     "chapter",
     "presenter",
 )
-_OPTIONAL = ("links", "video")
+_OPTIONAL = ("links", "video", "builds_on")
 _TOP_LEVEL = ("start_time", "timezone", "session")
 
 
@@ -73,6 +73,18 @@ class Session:
     presenter: Person
     links: tuple[Link, ...] = ()
     video: str | None = None
+    #: What the paper uses or extends: earlier session numbers and BibTeX keys of other works.
+    builds_on: tuple[int | str, ...] = ()
+
+    @property
+    def builds_on_sessions(self) -> tuple[int, ...]:
+        """The numbers of the earlier sessions this session's paper builds on."""
+        return tuple(item for item in self.builds_on if isinstance(item, int))
+
+    @property
+    def builds_on_works(self) -> tuple[str, ...]:
+        """The BibTeX keys of works, not sessions, that this session's paper builds on."""
+        return tuple(item for item in self.builds_on if isinstance(item, str))
 
     @property
     def docname(self) -> str:
@@ -160,8 +172,61 @@ def _check_url(value: Any) -> str | None:
     return None
 
 
-def load_sessions(path: str | Path) -> Sessions:
+def _bibliography_keys(path: Path, bibliography: Path | None) -> set[str] | None:
+    """The keys of ``bibliography``, by default ``references.bib`` beside or above ``path``."""
+    from initdocs.bibliography import parse_bibtex  # it imports this module
+
+    candidates = [bibliography] if bibliography else [path.parent, path.parent.parent]
+    for candidate in candidates:
+        bib = candidate if candidate.suffix == ".bib" else candidate / "references.bib"
+        if bib.is_file():
+            return {entry.key for entry in parse_bibtex(bib)[0]}
+    return None
+
+
+def _check_builds_on(
+    value: Any, number: Any, numbers: set[int], keys: set[str] | None
+) -> list[str]:
+    """What is wrong with one record's ``builds_on`` list, each as the end of a sentence."""
+    shape = (
+        "must be a list of earlier session numbers and references.bib keys, "
+        'e.g. builds_on = [6, "he2016deep"]'
+    )
+    if not isinstance(value, list):
+        return [f"{shape} (got {value!r})"]
+    messages = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            messages.append(f"{shape}; {item!r} is neither")
+        elif isinstance(item, int):
+            if isinstance(number, int) and item >= number:
+                messages.append(
+                    f"names session {item}, which is not earlier than session {number}; "
+                    "a session builds only on earlier ones"
+                )
+            elif item not in numbers:
+                messages.append(f"names session {item}, which has no [[session]] record")
+        elif keys is None:
+            messages.append(
+                f"names {item!r} but no references.bib was found next to or above the "
+                "records file to look it up; add the entry there"
+            )
+        elif item not in keys:
+            messages.append(
+                f"names {item!r}, which is not a key in references.bib; add its entry there "
+                "or write the key as it is spelled there"
+            )
+    repeated = sorted({str(i) for i in value if value.count(i) > 1})
+    if repeated:
+        messages.append(f"lists {', '.join(repeated)} more than once; name each work once")
+    return messages
+
+
+def load_sessions(path: str | Path, bibliography: str | Path | None = None) -> Sessions:
     """Read and validate the session records in ``path``.
+
+    ``builds_on`` keys are looked up in ``bibliography``, by default ``references.bib`` in the
+    records' folder or the one above it (the book keeps it at the repository's root).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -221,6 +286,14 @@ def load_sessions(path: str | Path) -> Sessions:
         problem(None, "no [[session]] tables found; add one per session")
         raise SessionRecordError(problems)
 
+    numbers = {
+        r.get("number")
+        for r in records
+        if isinstance(r.get("number"), int) and not isinstance(r.get("number"), bool)
+    }
+    bib_keys: set[str] | None = None
+    if any("builds_on" in r for r in records):
+        bib_keys = _bibliography_keys(path, Path(bibliography) if bibliography else None)
     sessions: list[Session] = []
     for index, record in enumerate(records):
         number = record.get("number")
@@ -298,6 +371,9 @@ def load_sessions(path: str | Path) -> Sessions:
                     bad("links", f"entry {i} url {message}")
                 else:
                     links.append(Link(link["label"], link["url"]))
+        if "builds_on" in record:
+            for message in _check_builds_on(record["builds_on"], number, numbers, bib_keys):
+                bad("builds_on", message)
         if len(problems) == before:
             sessions.append(
                 Session(
@@ -312,6 +388,7 @@ def load_sessions(path: str | Path) -> Sessions:
                     presenter=person,
                     links=tuple(links),
                     video=record.get("video"),
+                    builds_on=tuple(record.get("builds_on", ())),
                 )
             )
 
