@@ -80,9 +80,9 @@ def derived_description(
 ) -> str:
     """A description for a page whose source gives none."""
     if pagename == "genindex":
-        return f"Index of {site}: the terms, names and objects used in the book, A to Z."
+        return f"Alphabetical index of the terms, names and objects used in {site}."
     if pagename == "search":
-        return f"Search all chapters and pages of {site}, the MLT __init__ journal club's book."
+        return f"Full-text search of every chapter and page of {site}."
     first = None
     if doctree is not None:
         first = next(
@@ -91,8 +91,14 @@ def derived_description(
         )
     text = shorten(first) if first else ""
     if len(text) < MIN_LENGTH:
-        text = shorten(f"{title}, a page of {site}. {text}".strip())
+        text = shorten(
+            f"{title}: part of {site}, a book of deep-learning papers with runnable PyTorch code."
+        )
     return text
+
+
+def _plain_title(context: dict[str, Any]) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", context.get("title", "")))
 
 
 def add_description(
@@ -121,14 +127,19 @@ def add_description(
                 location=pagename,
             )
     else:
-        title = html.unescape(re.sub(r"<[^>]+>", "", context.get("title", "")))
+        title = _plain_title(context)
         description = derived_description(pagename, title, app.config.html_title, doctree)
         context["metatags"] = (
             metatags + f'<meta name="description" content="{html.escape(description)}" />\n'
         )
     if context.get("meta") is not None:
         # sphinxext-opengraph takes og:* page fields as overrides; a copy keeps env intact.
-        context["meta"] = {**context["meta"], "og:description": description}
+        # The social card shows the page title, so it is the card's alt text.
+        context["meta"] = {
+            **context["meta"],
+            "og:description": description,
+            "og:image:alt": _plain_title(context),
+        }
     touch_icon = context["pathto"](TOUCH_ICON, 1)
     context["metatags"] += f'<link rel="apple-touch-icon" href="{touch_icon}" />\n'
 
