@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -19,6 +20,7 @@ ERRATUM_FORM = ROOT / ".github" / "ISSUE_TEMPLATE" / "erratum.yml"
 CHAPTER_IDS = [path.stem for path in CHAPTERS]
 
 
+@functools.cache
 def _page(html: Path, name: str) -> BeautifulSoup:
     return BeautifulSoup((html / "sessions" / f"{name}.html").read_text("utf-8"), "html.parser")
 

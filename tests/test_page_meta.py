@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import pytest
+import yaml
 from bs4 import BeautifulSoup
 from conftest import DOCS
 
@@ -61,8 +62,6 @@ def test_descriptions_are_different(pages: dict[str, BeautifulSoup]) -> None:
 
 def test_written_descriptions_are_kept(pages: dict[str, BeautifulSoup]) -> None:
     """A description written in a page's front matter is the one the page shows."""
-    import yaml
-
     for source in DOCS.rglob("*.md"):
         if "_build" in source.parts:
             continue
