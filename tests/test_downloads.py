@@ -13,6 +13,7 @@ import yaml
 from bs4 import BeautifulSoup
 from conftest import CHAPTERS, ROOT
 from packaging.requirements import Requirement
+from sphinx.errors import ConfigError
 
 from initdocs.book import notebooks
 
@@ -183,3 +184,15 @@ def test_header_controls_have_accessible_names(html: Path) -> None:
         for control in page.select(".article-header-buttons a, .article-header-buttons button"):
             name = control.get("aria-label") or control.get("title") or control.get_text().strip()
             assert name, f"{path.name}: a header control has no accessible name: {control}"
+
+
+def test_bad_inputs_name_the_file(tmp_path: Path) -> None:
+    form = tmp_path / "erratum.yml"
+    form.write_text("title: '[Erratum]: '\nbody:\n  - type: input\n    id: page\n")
+    with pytest.raises(ConfigError, match=r"erratum\.yml: no field with id 'chapter'"):
+        notebooks.erratum_title_prefix(form)
+    assert notebooks.erratum_title_prefix(ERRATUM_FORM) == "[Erratum]: "
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("numpy==2.0\n")
+    with pytest.raises(ConfigError, match=r"constraints\.txt: no 'torch==VERSION' line"):
+        notebooks.torch_pin(constraints)

@@ -30,14 +30,13 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import nbformat
+import yaml
 from jupyter_cache import get_cache
 from myst_nb.core.read import create_nb_reader
 from myst_nb.core.utils import coalesce_streams
 from sphinx.application import Sphinx
 from sphinx.errors import ConfigError
 from sphinx.util import logging
-
-from initdocs.sphinxext import PACKAGE_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +46,8 @@ FOLDER = "_notebooks"
 BRANCH = "notebooks"
 #: The CPU build of PyTorch (the PyPI wheel on Linux is the large CUDA build).
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-#: The erratum issue form and the id of its chapter field (.github/ISSUE_TEMPLATE/erratum.yml).
-ERRATUM_TEMPLATE = "erratum.yml"
+#: The erratum issue form (relative to the repository root) and the id of its chapter field.
+ERRATUM_FORM = Path(".github/ISSUE_TEMPLATE/erratum.yml")
 ERRATUM_CHAPTER_FIELD = "chapter"
 
 #: sphinx-book-theme's pictures of the launch services (in its _static/images).
@@ -58,7 +57,6 @@ LAUNCH_ICONS = {
 }
 
 _CHAPTER = re.compile(r"^sessions/\d{2}-[a-z0-9-]+$")
-_CONSTRAINTS = PACKAGE_DIR.parents[1] / "constraints.txt"
 
 
 def is_chapter(docname: str) -> bool:
@@ -80,7 +78,7 @@ def package_requirement(repository_url: str, branch: str) -> str:
     return f"initdocs @ git+{repository_url}@{branch}"
 
 
-def torch_pin(constraints: Path = _CONSTRAINTS) -> str:
+def torch_pin(constraints: Path) -> str:
     """The ``torch==X`` line of ``constraints.txt``, the one pin every install uses."""
     for line in constraints.read_text(encoding="utf-8").splitlines():
         if re.match(r"^torch\s*==", line):
@@ -162,14 +160,31 @@ def launch_urls(repository_url: str, docname: str) -> dict[str, str]:
     }
 
 
-def erratum_url(repository_url: str, title: str, docname: str) -> str:
+def erratum_title_prefix(form: Path) -> str:
+    """The title prefix of the erratum issue form; checks it has the chapter field.
+
+    GitHub fills a field of an issue form from the query parameter named after its ``id``.
+    """
+    try:
+        data = yaml.safe_load(form.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{form}: cannot read the erratum issue form: {exc}") from None
+    ids = [item.get("id") for item in data.get("body", []) if isinstance(item, dict)]
+    if ERRATUM_CHAPTER_FIELD not in ids:
+        raise ConfigError(
+            f"{form}: no field with id '{ERRATUM_CHAPTER_FIELD}' (ids: {ids}); the erratum "
+            "button of every chapter fills it in. Add an input with that id."
+        )
+    return str(data.get("title", ""))
+
+
+def erratum_url(repository_url: str, title_prefix: str, title: str, docname: str) -> str:
     """The erratum issue form, with the title and the chapter field filled in."""
-    chapter = f"{title} ({docname.rsplit('/', 1)[-1]})"
     query = urlencode(
         {
-            "template": ERRATUM_TEMPLATE,
-            "title": f"[Erratum]: {title}",
-            ERRATUM_CHAPTER_FIELD: chapter,
+            "template": ERRATUM_FORM.name,
+            "title": f"{title_prefix}{title}",
+            ERRATUM_CHAPTER_FIELD: f"{title} ({docname.rsplit('/', 1)[-1]})",
         }
     )
     return f"{repository_url}/issues/new?{query}"
@@ -222,6 +237,11 @@ def executed_notebook(app: Sphinx, docname: str) -> nbformat.NotebookNode:
     return notebook
 
 
+def _root(app: Sphinx) -> Path:
+    """The repository checkout the book is built from (``docs/..``)."""
+    return Path(app.confdir).parent
+
+
 def _chapters(app: Sphinx) -> list[str]:
     return sorted(d for d in app.env.found_docs if is_chapter(d))
 
@@ -240,7 +260,8 @@ def write_downloads(app: Sphinx, exception: Exception | None) -> None:
         shutil.copyfile(app.env.doc2path(docname), out / f"{docname}.md")
     out.mkdir(parents=True, exist_ok=True)
     (out / "requirements.txt").write_text(
-        requirements_txt(url, branch, torch_pin()), encoding="utf-8"
+        requirements_txt(url, branch, torch_pin(_root(app) / "constraints.txt")),
+        encoding="utf-8",
     )
     version = sys.version_info
     (out / "runtime.txt").write_text(f"python-{version.major}.{version.minor}\n")
@@ -310,7 +331,12 @@ def add_page_buttons(
 
     erratum = {
         "type": "link",
-        "url": erratum_url(url, context.get("title", pagename), pagename),
+        "url": erratum_url(
+            url,
+            erratum_title_prefix(_root(app) / ERRATUM_FORM),
+            context.get("title", pagename),
+            pagename,
+        ),
         "text": "Report an erratum",
         "tooltip": "Report a mistake in this chapter",
         "icon": "fas fa-bug",
