@@ -65,6 +65,9 @@ extensions = [
     "initdocs.book.calendar",
     "initdocs.book.citation",
     "initdocs.book.sessionmap",
+    "sphinxext.opengraph",
+    "initdocs.book.notebooks",
+    "initdocs.book.page_meta",
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
 nitpicky = True
@@ -130,11 +133,25 @@ html_static_path = ["_static"]
 html_css_files = ["initdocs.css"]
 html_last_updated_fmt = None
 html_copy_source = True
+html_favicon = "_static/favicon.svg"  # logo and favicon: initdocs.book.logo
+ogp_enable_meta_description = False  # initdocs.book.page_meta writes the descriptions
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
     "home_page_in_toc": True,
     "use_download_button": True,
+    "repository_url": repository_url,
+    "repository_branch": repository_branch,
+    "path_to_docs": "docs",
+    "use_repository_button": True,
+    "use_edit_page_button": True,
+    "use_issues_button": True,
+    "logo": {
+        "image_light": "_static/logo-light.svg",
+        "image_dark": "_static/logo-dark.svg",
+        "alt_text": "MLT __init__ logo",
+        "text": html_title,
+    },
     "extra_footer": (
         f'<p class="initdocs-build">Built with initdocs {release} from commit '
         f"<code>{commit}</code>.</p>"
