@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -135,6 +136,8 @@ html_last_updated_fmt = None
 html_copy_source = True
 html_favicon = "_static/favicon.svg"  # logo and favicon: initdocs.book.logo
 ogp_enable_meta_description = False  # initdocs.book.page_meta writes the descriptions
+# The social cards' font ships one weight; matplotlib says so on stderr for every card.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,

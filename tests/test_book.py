@@ -106,8 +106,7 @@ def test_chapter_meets_the_rubric(chapter):
 
 @pytest.mark.parametrize("chapter", NAMES)
 def test_executed_notebook_has_no_error_outputs(html, chapter):
-    # The downloadable notebook holds the outputs of the execution cache; myst-nb's copy in
-    # _build/jupyter_execute has none when the outputs came from the cache.
+    # The downloadable notebook: what readers get, with the same outputs as the page.
     notebook = json.loads(
         (html / "_notebooks" / "sessions" / f"{chapter}.ipynb").read_text(encoding="utf-8")
     )

@@ -249,6 +249,7 @@ def test_an_interrupted_build_is_completed_by_the_next(tmp_path):
     time.sleep(1)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
+    process.stdout.close()
     assert (out / "doctrees" / MARKER).exists()
 
     write_chapter(src, "02-y", "print('two', 2)")  # the writer shortens the cell and rebuilds

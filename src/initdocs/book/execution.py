@@ -122,15 +122,22 @@ def _start(app: Sphinx) -> None:
 
 
 def _keep_cached_outputs_in_notebooks() -> None:
-    """Work around a myst-nb 1.4 bug: on a cache hit, the notebook it writes to
-    ``jupyter_execute/`` has no outputs.
+    """Make ``jupyter_execute/<doc>.ipynb`` hold exactly the outputs the page shows.
 
-    ``NotebookClientCache`` merges the cached outputs into a *copy* of the notebook, while
-    the parser writes the original to ``jupyter_execute/<doc>.ipynb`` (the page itself is
-    right). Copying the merged cells back into the original keeps the stored notebook equal
-    to the page, which the downloads and the determinism checks rely on.
+    Two myst-nb 1.4 behaviours spoil that file (the page itself is right):
+
+    * on a cache hit, ``NotebookClientCache`` merges the cached outputs into a *copy* of the
+      notebook, while the parser writes the original, without outputs;
+    * the renderer merges a cell's stream outputs (``nb_merge_streams``) by appending to the
+      first one in place and leaving the others in the notebook, so the file repeats the
+      last lines of a cell's output.
+
+    After the client starts, the merged cells are copied back into the original and each
+    cell's streams are merged once, before rendering; the renderer's own merge then finds
+    nothing left to merge. The downloads and the determinism checks rely on this file.
     """
     from myst_nb.core.execute.cache import NotebookClientCache
+    from myst_nb.core.utils import coalesce_streams
 
     original = NotebookClientCache.start_client
     if getattr(original, "_initdocs", False):
@@ -143,6 +150,9 @@ def _keep_cached_outputs_in_notebooks() -> None:
             notebook.cells = self._notebook.cells
             notebook.metadata = self._notebook.metadata
             self._notebook = notebook
+        for cell in notebook.cells:
+            if cell.get("cell_type") == "code" and cell.get("outputs"):
+                cell.outputs = coalesce_streams(cell.outputs)
 
     start_client._initdocs = True  # type: ignore[attr-defined]
     NotebookClientCache.start_client = start_client  # type: ignore[method-assign]

@@ -31,8 +31,6 @@ from urllib.parse import urlencode, urlsplit
 
 import nbformat
 import yaml
-from jupyter_cache import get_cache
-from myst_nb.core.read import create_nb_reader
 from myst_nb.core.utils import coalesce_streams
 from sphinx.application import Sphinx
 from sphinx.errors import ConfigError
@@ -215,26 +213,21 @@ def repository(app: Sphinx) -> tuple[str, str]:
 
 
 def executed_notebook(app: Sphinx, docname: str) -> nbformat.NotebookNode:
-    """The chapter as myst-nb reads it, with the outputs of its execution-cache record.
+    """The chapter as myst-nb executed it, from ``_build/jupyter_execute/<docname>.ipynb``.
 
-    myst-nb's own copy in ``_build/jupyter_execute`` lacks the outputs when they come from
-    the cache, so the notebook is read from the source the way myst-nb reads it and matched
-    against the same cache. A chapter that was not executed (``INITDOCS_PREVIEW``) gets a
-    notebook without outputs.
+    myst-nb writes that file on every read of the chapter; :mod:`initdocs.book.execution`
+    makes sure it holds the outputs also when they come from the execution cache. A chapter
+    that was not executed (``INITDOCS_PREVIEW``) gives a notebook without outputs.
     """
-    path = Path(app.env.doc2path(docname))
-    text = path.read_text(encoding="utf-8")
-    nb_config = app.env.mystnb_config  # type: ignore[attr-defined]
-    md_config = app.env.myst_config  # type: ignore[attr-defined]
-    reader = create_nb_reader(str(path), md_config, nb_config, text)
-    if reader is None:
-        raise ConfigError(f"{path}: myst-nb does not read this chapter as a notebook")
-    notebook = reader.read(text)
+    folder = Path(app.env.mystnb_config.output_folder)  # type: ignore[attr-defined]
+    path = folder.joinpath(*f"{docname}.ipynb".split("/"))
     try:
-        _, notebook = get_cache(nb_config.execution_cache_path).merge_match_into_notebook(notebook)
-    except KeyError:
-        logger.info("%s: not in the execution cache; its download has no outputs", docname)
-    return notebook
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{path}: cannot read the executed notebook of {docname} ({exc}); build again "
+            "with `nox -s docs`"
+        ) from None
 
 
 def _root(app: Sphinx) -> Path:
