@@ -43,6 +43,7 @@ from sphinx.util import logging
 
 import initdocs
 from initdocs.book.dependencies import chapter_dependencies
+from initdocs.book.images import compress_notebook_images
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ def _keep_cached_outputs_in_notebooks() -> None:
     After the client starts, the merged cells are copied back into the original and each
     cell's streams are merged once, before rendering; the renderer's own merge then finds
     nothing left to merge. The downloads and the determinism checks rely on this file.
+
+    The PNG figures are recompressed at the same point (:mod:`initdocs.book.images`).
     """
     from myst_nb.core.execute.cache import NotebookClientCache
     from myst_nb.core.utils import coalesce_streams
@@ -153,6 +156,7 @@ def _keep_cached_outputs_in_notebooks() -> None:
         for cell in notebook.cells:
             if cell.get("cell_type") == "code" and cell.get("outputs"):
                 cell.outputs = coalesce_streams(cell.outputs)
+        compress_notebook_images(notebook)
 
     start_client._initdocs = True  # type: ignore[attr-defined]
     NotebookClientCache.start_client = start_client  # type: ignore[method-assign]
