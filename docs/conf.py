@@ -62,6 +62,8 @@ extensions = [
     "sphinx_design",
     "sphinx_copybutton",
     "initdocs.sphinxext",
+    "sphinx-mathjax-offline",  # MathJax 3 from the installed package: math renders offline
+    "initdocs.book.a11y",
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
 nitpicky = True
@@ -147,3 +149,6 @@ html_theme_options = {
         f"<code>{commit}</code>.</p>"
     ),
 }
+# A first visit follows the system's light or dark setting. Unset, the theme's script starts
+# from an empty mode and logs a console error ("invalid theme mode") on every first visit.
+html_context = {"default_mode": "auto"}
