@@ -236,13 +236,19 @@ def _visit_page(crawl: Crawl, session: Session, axe: Axe, name: str) -> None:
     # relative @import against the page, not the sheet (a 404 for /basic.css that no reader's
     # browser ever asks for). The requests the tests judge are the page's own.
     crawl.visits[theme, name] = Visit(list(visit.console_errors), list(visit.failed), visit.outside)
+    _screenshot(page, name, theme)  # before the audit, which scrolls the page about
     crawl.violations[theme, name] = _axe_violations(axe, page)
-    _screenshot(page, name, theme)
-    if theme == "light":  # the same page on a phone: resized, the layout reflows
-        page.set_viewport_size(PHONE)
-        page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(true)))")
-        crawl.widths[name] = page.evaluate(PAGE_WIDTH)
-        _screenshot(page, name, "phone")
+    page.close()
+
+
+def _measure_on_a_phone(crawl: Crawl, session: Session, name: str) -> None:
+    """Load one page in a phone-sized viewport and record how wide the document is."""
+    page, visit = session.open(name)
+    if name in crawl.math_pages:
+        page.wait_for_function(MATH_READY)
+    crawl.widths[name] = page.evaluate(PAGE_WIDTH)
+    _screenshot(page, name, "phone")
+    crawl.visits["phone", name] = visit
     page.close()
 
 
@@ -259,6 +265,10 @@ def crawl(html: Path, server: str, browser: Browser) -> Crawl:
         for name in pages:
             _visit_page(result, session, axe, name)
         session.close()
+    session = Session(browser, server, "light", PHONE)
+    for name in pages:
+        _measure_on_a_phone(result, session, name)
+    session.close()
     # A first-time reader (nothing in localStorage) opens the home page, then searches.
     session = Session(browser, server, None, DESKTOP)
     page, visit = session.open("index.html")
