@@ -359,3 +359,12 @@ def test_screenshots_for_review(crawl: Crawl):
     assert written == expected
     for name in expected:
         assert (SCREENSHOTS / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
+
+
+def test_reference_lists_are_lists_of_list_items(html: Path):
+    """Parsed from the built HTML: what initdocs.book.a11y fixes in docutils' output."""
+    page = BeautifulSoup((html / "bibliography.html").read_text(encoding="utf-8"), "html.parser")
+    entries = page.select("div.citation")
+    assert entries
+    assert {entry.get("role") for entry in entries} == {"listitem"}
+    assert {entry.parent.get("role") for entry in entries} == {"list"}
