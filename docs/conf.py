@@ -69,6 +69,8 @@ extensions = [
     "sphinxext.opengraph",
     "initdocs.book.notebooks",
     "initdocs.book.page_meta",
+    "sphinx-mathjax-offline",  # MathJax 3 from the installed package: math renders offline
+    "initdocs.book.a11y",
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
 nitpicky = True
@@ -160,3 +162,6 @@ html_theme_options = {
         f"<code>{commit}</code>.</p>"
     ),
 }
+# A first visit follows the system's light or dark setting. Unset, the theme's script starts
+# from an empty mode and logs a console error ("invalid theme mode") on every first visit.
+html_context = {"default_mode": "auto"}

@@ -1,0 +1,370 @@
+"""The built book in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+The book is served from docs/_build/html on 127.0.0.1 and every page is opened three times:
+in the light and the dark theme on a desktop-sized window (console, requests, math, an axe-core
+accessibility audit) and in a phone-sized viewport (no sideways scrolling). Requests to any
+other host are blocked and recorded: the book must work offline. Screenshots of the home page
+and one chapter go to docs/_build/screenshots/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from bs4 import BeautifulSoup
+from conftest import BUILD
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Route,
+    sync_playwright,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Root in CI: no sandbox. The rest keeps Chromium from calling home on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+THEMES = ("light", "dark")
+# WCAG 2.0, 2.1 and 2.2, levels A and AA.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+SCREENSHOT_PAGES = {"home": "index.html", "chapter": "sessions/01-xception.html"}
+SCREENSHOTS = BUILD / "screenshots"
+MATH_SELECTOR = "span.math, div.math"
+
+# Where the theme keeps the reader's choice; its inline script reads it before the first paint.
+THEME_SCRIPT = "localStorage.setItem('mode', '{0}'); localStorage.setItem('theme', '{0}');"
+# MathJax typesets after the load event; wait until its start-up promise has resolved.
+MATH_READY = "() => window.MathJax?.startup?.promise?.then(() => true) ?? false"
+MATH_STATE = """() => ({
+    math: document.querySelectorAll('%s').length,
+    typeset: [...document.querySelectorAll('%s')].filter(e => e.querySelector('mjx-container'))
+        .length,
+    raw: [...document.querySelectorAll('%s')].filter(e => /\\\\\\(|\\\\\\[|\\$\\$/.test(
+        [...e.childNodes].filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.data).join('')
+    )).length,
+    fonts: [...document.fonts].filter(f => f.family.startsWith('MJX') && f.status === 'loaded')
+        .length,
+})""" % ((MATH_SELECTOR,) * 3)
+PAGE_WIDTH = """() => ({
+    document: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth),
+    viewport: document.documentElement.clientWidth,
+    wide: [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+        .filter(e => !e.parentElement.closest('[data-initdocs-wide]'))
+        .map(e => { e.setAttribute('data-initdocs-wide', ''); return e.tagName.toLowerCase()
+            + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string'
+            ? '.' + e.className.trim().split(/\\s+/).join('.') : ''); })
+        .slice(0, 5),
+})"""
+
+
+@dataclass
+class Visit:
+    """What the browser saw while one page loaded in one setting."""
+
+    console_errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # the book's own files: failed or HTTP >= 400
+    outside: list[str] = field(default_factory=list)  # blocked requests to other hosts
+
+
+def book_pages(html: Path) -> list[str]:
+    """Every HTML page of the built book, from the output folder (not a fixed list)."""
+    return sorted(
+        p.relative_to(html).as_posix()
+        for p in html.rglob("*.html")
+        if not p.relative_to(html).parts[0].startswith("_")  # _static holds theme templates
+    )
+
+
+def pages_with_math(html: Path, pages: list[str]) -> set[str]:
+    """Pages whose built HTML holds math (parsed with BeautifulSoup, not by the browser)."""
+    return {
+        page
+        for page in pages
+        if BeautifulSoup((html / page).read_text(encoding="utf-8"), "html.parser").select(
+            MATH_SELECTOR
+        )
+    }
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output clean; failed requests are reported by the browser."""
+
+
+@pytest.fixture(scope="session")
+def server(html: Path) -> Iterator[str]:
+    """The built book served on 127.0.0.1 at a free port, in a thread; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Debian Chromium for the whole session (never a downloaded browser)."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install chromium`); "
+            ".ci/run does it in CI. The browser tests never download a browser."
+        )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+class Session:
+    """One browser context (a theme and a viewport) that visits pages and records requests."""
+
+    def __init__(self, browser: Browser, base: str, theme: str | None, viewport: dict[str, int]):
+        """``theme`` None is a first-time reader: nothing stored, the system's light scheme."""
+        self.base = base
+        self.theme = theme or "first visit"
+        self.context: BrowserContext = browser.new_context(
+            viewport=viewport, color_scheme=theme or "light", reduced_motion="reduce"
+        )
+        if theme:
+            self.context.add_init_script(THEME_SCRIPT.format(theme))
+        self.context.route("**/*", self._route)
+        self.visit = Visit()
+
+    def _route(self, route: Route) -> None:
+        """Serve the book's own files; block and record everything else."""
+        url = route.request.url
+        if url.startswith(self.base):
+            route.continue_()
+        else:
+            self.visit.outside.append(url)
+            route.abort("blockedbyclient")
+
+    def open(self, page_name: str) -> tuple[Page, Visit]:
+        """Load one page; returns it and what went wrong loading it."""
+        self.visit = visit = Visit()
+        page = self.context.new_page()
+        page.on("console", lambda m: _console(visit, m))
+        page.on("pageerror", lambda e: visit.console_errors.append(f"uncaught: {e}"))
+        page.on("requestfailed", lambda r: _failed(visit, self.base, r.url, r.failure))
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and _failed(visit, self.base, r.url, f"HTTP {r.status}"),
+        )
+        page.goto(self.base + page_name, wait_until="load")
+        return page, visit
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _console(visit: Visit, message: ConsoleMessage) -> None:
+    if message.type == "error":
+        visit.console_errors.append(f"{message.text} ({message.location.get('url')})")
+
+
+def _failed(visit: Visit, base: str, url: str, why: str | None) -> None:
+    if url.startswith(base):
+        visit.failed.append(f"{urlsplit(url).path}: {why}")
+
+
+@dataclass
+class Crawl:
+    """Everything the browser saw on every page, gathered once for the tests below."""
+
+    pages: list[str]
+    math_pages: set[str]
+    visits: dict[tuple[str, str], Visit] = field(default_factory=dict)  # (setting, page)
+    math: dict[str, dict[str, int]] = field(default_factory=dict)
+    theme_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    widths: dict[str, dict] = field(default_factory=dict)
+    search_results: list[str] = field(default_factory=list)
+
+
+def _axe_violations(axe: Axe, page: Page) -> list[str]:
+    """axe-core's WCAG A/AA violations on the page, one line each with the offending nodes."""
+    results = axe.run(page, options={"runOnly": {"type": "tag", "values": AXE_TAGS}})
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']}: "
+        + "; ".join(" ".join(node["target"][0:1]) for node in v["nodes"][:5])
+        for v in results.response["violations"]
+    ]
+
+
+def _screenshot(page: Page, page_name: str, setting: str) -> None:
+    for label, name in SCREENSHOT_PAGES.items():
+        if name == page_name:
+            page.screenshot(path=SCREENSHOTS / f"{label}-{setting}.png")
+
+
+def _visit_page(crawl: Crawl, session: Session, axe: Axe, name: str) -> None:
+    """Load one page in the session's theme and record what the tests below check."""
+    theme = session.theme
+    page, visit = session.open(name)
+    if name in crawl.math_pages:
+        page.wait_for_function(MATH_READY)
+        page.evaluate("() => document.fonts.ready.then(() => true)")
+        crawl.math[f"{theme}:{name}"] = page.evaluate(MATH_STATE)
+    crawl.theme_seen[theme, name] = page.evaluate("() => document.documentElement.dataset.theme")
+    # A copy before the audit: axe-core re-fetches stylesheets itself and resolves the theme's
+    # relative @import against the page, not the sheet (a 404 for /basic.css that no reader's
+    # browser ever asks for). The requests the tests judge are the page's own.
+    crawl.visits[theme, name] = Visit(list(visit.console_errors), list(visit.failed), visit.outside)
+    _screenshot(page, name, theme)  # before the audit, which scrolls the page about
+    crawl.violations[theme, name] = _axe_violations(axe, page)
+    page.close()
+
+
+def _measure_on_a_phone(crawl: Crawl, session: Session, name: str) -> None:
+    """Load one page in a phone-sized viewport and record how wide the document is."""
+    page, visit = session.open(name)
+    if name in crawl.math_pages:
+        page.wait_for_function(MATH_READY)
+    crawl.widths[name] = page.evaluate(PAGE_WIDTH)
+    _screenshot(page, name, "phone")
+    crawl.visits["phone", name] = visit
+    page.close()
+
+
+@pytest.fixture(scope="session")
+def crawl(html: Path, server: str, browser: Browser) -> Crawl:
+    """Visit every page of the book in the light and the dark theme, and on a phone."""
+    pages = book_pages(html)
+    result = Crawl(pages=pages, math_pages=pages_with_math(html, pages))
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    SCREENSHOTS.mkdir(parents=True)
+    axe = Axe()
+    for theme in THEMES:
+        session = Session(browser, server, theme, DESKTOP)
+        for name in pages:
+            _visit_page(result, session, axe, name)
+        session.close()
+    session = Session(browser, server, "light", PHONE)
+    for name in pages:
+        _measure_on_a_phone(result, session, name)
+    session.close()
+    # A first-time reader (nothing in localStorage) opens the home page, then searches.
+    session = Session(browser, server, None, DESKTOP)
+    page, visit = session.open("index.html")
+    result.visits[session.theme, "index.html"] = visit
+    page, visit = session.open("search.html?q=depthwise")
+    page.wait_for_selector("#search-results ul.search li", timeout=20_000)
+    result.search_results = page.eval_on_selector_all(
+        "#search-results ul.search li a", "links => links.map(a => a.href)"
+    )
+    result.visits[session.theme, "search.html?q=depthwise"] = visit
+    session.close()
+    return result
+
+
+def test_every_page_of_the_book_was_visited(crawl: Crawl, html: Path):
+    assert "index.html" in crawl.pages and "genindex.html" in crawl.pages
+    assert "search.html" in crawl.pages and "sessions/01-xception.html" in crawl.pages
+    assert len(crawl.pages) == len(list(html.glob("sessions/[0-9][0-9]-*.html"))) + len(
+        [p for p in crawl.pages if not p.startswith("sessions/")]
+    )
+    assert {page for _, page in crawl.visits} >= set(crawl.pages)
+
+
+def test_no_console_errors(crawl: Crawl):
+    errors = {key: v.console_errors for key, v in crawl.visits.items() if v.console_errors}
+    assert errors == {}
+
+
+def test_no_failed_requests_for_the_books_own_files(crawl: Crawl):
+    failed = {key: v.failed for key, v in crawl.visits.items() if v.failed}
+    assert failed == {}
+
+
+def test_the_book_needs_nothing_from_other_hosts(crawl: Crawl):
+    outside = {key: v.outside for key, v in crawl.visits.items() if v.outside}
+    assert outside == {}
+
+
+def test_math_is_typeset_offline_on_every_page_with_math(crawl: Crawl):
+    assert "sessions/01-xception.html" in crawl.math_pages
+    for theme in THEMES:
+        for page in crawl.math_pages:
+            state = crawl.math[f"{theme}:{page}"]
+            assert state["math"] > 0, page
+            assert state["typeset"] == state["math"], (theme, page, state)
+            assert state["raw"] == 0, (theme, page, state)
+            assert state["fonts"] > 0, f"{page}: MathJax's fonts did not load ({state})"
+
+
+def test_the_theme_switch_takes_effect_before_the_audit(crawl: Crawl):
+    assert {(theme, seen) for (theme, _), seen in crawl.theme_seen.items()} == {
+        ("light", "light"),
+        ("dark", "dark"),
+    }
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_no_accessibility_violations_wcag_a_and_aa(crawl: Crawl, theme: str):
+    violations = {
+        page: found for (mode, page), found in crawl.violations.items() if mode == theme and found
+    }
+    assert len([mode for mode, _ in crawl.violations if mode == theme]) == len(crawl.pages)
+    assert violations == {}
+
+
+def test_no_page_scrolls_sideways_on_a_phone(crawl: Crawl):
+    assert set(crawl.widths) == set(crawl.pages)
+    too_wide = {
+        page: width for page, width in crawl.widths.items() if width["document"] > width["viewport"]
+    }
+    assert too_wide == {}
+    assert all(width["viewport"] <= PHONE["width"] for width in crawl.widths.values())
+
+
+def test_search_finds_the_xception_chapter(crawl: Crawl):
+    assert any(
+        urlsplit(url).path.endswith("/sessions/01-xception.html") for url in crawl.search_results
+    ), crawl.search_results
+
+
+def test_screenshots_for_review(crawl: Crawl):
+    expected = {
+        f"{label}-{setting}.png"
+        for label in SCREENSHOT_PAGES
+        for setting in ("light", "dark", "phone")
+    }
+    written = {p.name for p in SCREENSHOTS.glob("*.png")}
+    assert written == expected
+    for name in expected:
+        assert (SCREENSHOTS / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
+
+
+def test_reference_lists_are_lists_of_list_items(html: Path):
+    """Parsed from the built HTML: what initdocs.book.a11y fixes in docutils' output."""
+    page = BeautifulSoup((html / "bibliography.html").read_text(encoding="utf-8"), "html.parser")
+    entries = page.select("div.citation")
+    assert entries
+    assert {entry.get("role") for entry in entries} == {"listitem"}
+    assert {entry.parent.get("role") for entry in entries} == {"list"}
