@@ -69,7 +69,8 @@ extensions = [
     "sphinxext.opengraph",
     "initdocs.book.notebooks",
     "initdocs.book.page_meta",
-    "sphinx-mathjax-offline",  # MathJax 3 from the installed package: math renders offline
+    "initdocs.book.mathjax",  # MathJax 3 from an installed package: math renders offline
+    "initdocs.book.weight",  # pages without the theme's 1.5 MB icon script
     "initdocs.book.a11y",
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
@@ -132,6 +133,7 @@ suppress_warnings = ["bibtex.duplicate_citation"]
 
 # -- HTML ---------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
+templates_path = ["_templates"]
 html_static_path = ["_static"]
 html_css_files = ["initdocs.css"]
 html_last_updated_fmt = None

@@ -10,13 +10,14 @@ and one chapter go to docs/_build/screenshots/ for a human to look at.
 from __future__ import annotations
 
 import functools
+import gzip
 import http.server
 import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -76,6 +77,14 @@ PAGE_WIDTH = """() => ({
             ? '.' + e.className.trim().split(/\\s+/).join('.') : ''); })
         .slice(0, 5),
 })"""
+
+
+# Page weight: a chapter with everything it loads, as a static host sends it (text gzip-ed,
+# as GitHub Pages and Read the Docs do; images and fonts as they are).
+PAGE_BUDGET = 1_500_000  # bytes
+COMPRESSED_TYPES = {".html", ".js", ".css", ".svg", ".json", ".txt", ".xml", ".map"}
+RESOURCES = """() => [performance.getEntriesByType('navigation')[0].name,
+    ...performance.getEntriesByType('resource').map(e => e.name)]"""
 
 
 @dataclass
@@ -281,6 +290,46 @@ def crawl(html: Path, server: str, browser: Browser) -> Crawl:
     result.visits[session.theme, "search.html?q=depthwise"] = visit
     session.close()
     return result
+
+
+def sent_bytes(path: Path) -> int:
+    """Bytes a static host sends for a file: gzip-ed (level 6) text, other files as they are."""
+    data = path.read_bytes()
+    return len(gzip.compress(data, 6)) if path.suffix in COMPRESSED_TYPES else len(data)
+
+
+@pytest.fixture(scope="session")
+def page_weights(html: Path, server: str, browser: Browser) -> dict[str, dict[str, int]]:
+    """Per chapter: the files the page loaded in a fresh browser (scrolled to the end, math
+    typeset), their bytes as sent and as stored."""
+    weights = {}
+    for name in [p for p in book_pages(html) if p.startswith("sessions/")]:
+        session = Session(browser, server, "light", DESKTOP)
+        page, _ = session.open(name)
+        page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+        if BeautifulSoup((html / name).read_text(encoding="utf-8"), "html.parser").select(
+            MATH_SELECTOR
+        ):
+            page.wait_for_function(MATH_READY)
+        page.wait_for_load_state("networkidle")
+        urls = {urlsplit(url).path for url in page.evaluate(RESOURCES) if url.startswith(server)}
+        files = [html / unquote(path).lstrip("/") for path in urls]
+        weights[name] = {
+            "files": len(files),
+            "sent": sum(sent_bytes(f) for f in files if f.is_file()),
+            "stored": sum(f.stat().st_size for f in files if f.is_file()),
+            "missing": [str(f) for f in files if not f.is_file()],
+        }
+        session.close()
+    return weights
+
+
+def test_every_chapter_page_weighs_less_than_the_budget(page_weights):
+    assert len(page_weights) >= 11
+    for name, weight in page_weights.items():
+        assert weight["missing"] == [], name
+        assert weight["files"] > 5, name  # the page, its styles, scripts, figures, fonts
+        assert weight["sent"] <= PAGE_BUDGET, (name, weight)
 
 
 def test_every_page_of_the_book_was_visited(crawl: Crawl, html: Path):

@@ -176,7 +176,7 @@ def render_svg(map_layout: MapLayout, uid: str) -> str:
     sessions = sum(box.kind == "session" for box in map_layout.boxes)
     works = len(map_layout.boxes) - sessions
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="initdocs-map" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="initdocs-map" role="group" '
         f'viewBox="0 0 {WIDTH} {map_layout.height:.0f}" width="{WIDTH}" '
         f'height="{map_layout.height:.0f}" aria-labelledby="{uid}-title {uid}-desc">',
         f'<title id="{uid}-title">How the sessions build on each other</title>',
