@@ -98,8 +98,11 @@ def test_bibtex_entry_is_the_exact_source_of_one_entry():
     assert bibtex_entry(text, "chollet2017") is None  # a prefix of a key is not a key
 
 
-def test_docs_build_runs_initdocs_check_first(tmp_path):
-    """A chapter that fails `initdocs check` stops the real book's build before execution."""
+def check_failure_of_the_book(tmp_path, edit) -> tuple[Path, str]:
+    """Copy the real book, ``edit`` its Xception chapter's text, and start a build of it.
+
+    Returns the chapter and the message of the ChapterCheckError raised while Sphinx starts.
+    """
     from conftest import DOCS
 
     from initdocs.sphinxext import ChapterCheckError
@@ -108,9 +111,7 @@ def test_docs_build_runs_initdocs_check_first(tmp_path):
     shutil.copytree(DOCS, docs, ignore=shutil.ignore_patterns("_build"))
     shutil.copy(BIB, tmp_path / "references.bib")
     chapter = docs / "sessions" / "01-xception.md"
-    chapter.write_text(
-        chapter.read_text(encoding="utf-8").replace("## Motivation", "## Why"), encoding="utf-8"
-    )
+    chapter.write_text(edit(chapter.read_text(encoding="utf-8")), encoding="utf-8")
     with pytest.raises(ChapterCheckError) as info:  # raised while Sphinx starts up
         SphinxTestApp(
             "html",
@@ -120,35 +121,25 @@ def test_docs_build_runs_initdocs_check_first(tmp_path):
             warning=StringIO(),
             confoverrides={"nb_execution_mode": "off"},
         )
-    assert f"{chapter}:" in str(info.value)
-    assert "missing part '## Motivation'" in str(info.value)
+    return chapter, str(info.value)
+
+
+def test_docs_build_runs_initdocs_check_first(tmp_path):
+    """A chapter that fails `initdocs check` stops the real book's build before execution."""
+    chapter, message = check_failure_of_the_book(
+        tmp_path, lambda text: text.replace("## Motivation", "## Why")
+    )
+    assert f"{chapter}:" in message
+    assert "missing part '## Motivation'" in message
 
 
 def test_docs_build_stops_on_an_unknown_citation_key(tmp_path):
     """A citation key missing from references.bib stops the build, naming file, line and fix."""
-    from conftest import DOCS
-
-    from initdocs.sphinxext import ChapterCheckError
-
-    docs = tmp_path / "docs"
-    shutil.copytree(DOCS, docs, ignore=shutil.ignore_patterns("_build"))
-    shutil.copy(BIB, tmp_path / "references.bib")
-    chapter = docs / "sessions" / "01-xception.md"
-    text = chapter.read_text(encoding="utf-8")
     cited = "As {cite:t}`nobody2099imaginary` showed."
-    text = text.replace("## Motivation\n", f"## Motivation\n\n{cited}\n", 1)
-    chapter.write_text(text, encoding="utf-8")
-    line = text.splitlines().index(cited) + 1
-    with pytest.raises(ChapterCheckError) as info:
-        SphinxTestApp(
-            "html",
-            srcdir=docs,
-            builddir=tmp_path / "out",
-            status=StringIO(),
-            warning=StringIO(),
-            confoverrides={"nb_execution_mode": "off"},
-        )
-    message = str(info.value)
+    chapter, message = check_failure_of_the_book(
+        tmp_path, lambda text: text.replace("## Motivation\n", f"## Motivation\n\n{cited}\n", 1)
+    )
+    line = chapter.read_text(encoding="utf-8").splitlines().index(cited) + 1
     assert f"{chapter}:{line}:" in message
     assert "cites 'nobody2099imaginary', which is not in references.bib" in message
     assert "add the entry or fix the key" in message
