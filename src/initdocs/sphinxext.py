@@ -28,7 +28,7 @@ from sphinx.errors import ConfigError, SphinxError
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-import initdocs
+from initdocs.book import extension_metadata
 from initdocs.sessions import Session, SessionRecordError, Sessions, load_sessions
 
 logger = logging.getLogger(__name__)
@@ -256,8 +256,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
     app.connect("env-get-outdated", _outdated)
-    return {
-        "version": initdocs.__version__,
-        "parallel_read_safe": True,
-        "parallel_write_safe": True,
-    }
+    return extension_metadata()

@@ -12,6 +12,8 @@ from typing import Any
 
 from sphinx.application import Sphinx
 
+from initdocs.book import extension_metadata
+
 DEPRECATED_ENTRY_ROLE = 'role="doc-biblioentry"'
 LIST_ITEM_ROLE = 'role="listitem"'
 
@@ -30,4 +32,4 @@ def _on_page_context(
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", _on_page_context)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    return extension_metadata()

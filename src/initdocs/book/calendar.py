@@ -22,7 +22,7 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.osutil import relative_uri
 
-import initdocs
+from initdocs.book import extension_metadata
 from initdocs.sessions import Session, Sessions
 
 #: Name of the calendar file at the root of the built book.
@@ -160,8 +160,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("initdocs.sphinxext")  # loads the session records
     app.add_directive("sessions-calendar", SessionsCalendar)
     app.connect("build-finished", _write)
-    return {
-        "version": initdocs.__version__,
-        "parallel_read_safe": True,
-        "parallel_write_safe": True,
-    }
+    return extension_metadata()

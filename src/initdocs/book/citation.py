@@ -15,7 +15,7 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-import initdocs
+from initdocs.book import extension_metadata
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,4 @@ class BookCitationDirective(SphinxDirective):
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("initdocs_citation_file", "../CITATION.cff", "env", types=[str])
     app.add_directive("book-citation", BookCitationDirective)
-    return {
-        "version": initdocs.__version__,
-        "parallel_read_safe": True,
-        "parallel_write_safe": True,
-    }
+    return extension_metadata()

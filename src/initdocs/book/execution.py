@@ -41,7 +41,7 @@ from sphinx.config import Config
 from sphinx.environment import BuildEnvironment
 from sphinx.util import logging
 
-import initdocs
+from initdocs.book import extension_metadata
 from initdocs.book.dependencies import chapter_dependencies
 from initdocs.book.images import compress_notebook_images
 
@@ -101,16 +101,11 @@ def check_cache(path: Path) -> str | None:
 
 
 def _start(app: Sphinx) -> None:
-    """builder-inited: check the cache, drop caches of the old layout, set the marker."""
+    """builder-inited: check the execution cache, set the marker."""
     app.initdocs_started = time.time()  # type: ignore[attr-defined]
     app.initdocs_reading = []  # type: ignore[attr-defined]
     path = _cache_path(app)
     if path is not None:
-        # Until version 0.1.0 the cache lived in a subfolder named by a 16-digit fingerprint.
-        if path.is_dir():
-            for old in path.iterdir():
-                if old.is_dir() and len(old.name) == 16 and old.name.isalnum():
-                    shutil.rmtree(old, ignore_errors=True)
         reason = check_cache(path)
         if reason:
             logger.info(
@@ -281,7 +276,6 @@ def _remember_seconds(app: Sphinx, env: BuildEnvironment) -> None:
     for docname, entry in execution_report(app).items():
         if entry["seconds"]:
             env.initdocs_seconds[docname] = entry["seconds"]  # type: ignore[attr-defined]
-    return None
 
 
 def _failure_advice(exception: BaseException | None) -> str | None:
@@ -360,8 +354,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-before-read-docs", _before_read)
     app.connect("env-updated", _remember_seconds)
     app.connect("build-finished", _finish, priority=900)
-    return {
-        "version": initdocs.__version__,
-        "parallel_read_safe": True,
-        "parallel_write_safe": True,
-    }
+    return extension_metadata()

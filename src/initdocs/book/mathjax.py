@@ -20,7 +20,7 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ConfigError
 
-import initdocs
+from initdocs.book import extension_metadata
 
 PACKAGE = "sphinx-mathjax-offline"
 COMPONENT = "tex-chtml.js"
@@ -68,8 +68,4 @@ def _copy(app: Sphinx, exception: BaseException | None) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", _configure)
     app.connect("build-finished", _copy)
-    return {
-        "version": initdocs.__version__,
-        "parallel_read_safe": True,
-        "parallel_write_safe": True,
-    }
+    return extension_metadata()

@@ -36,6 +36,8 @@ from sphinx.application import Sphinx
 from sphinx.errors import ConfigError
 from sphinx.util import logging
 
+from initdocs.book import extension_metadata
+
 logger = logging.getLogger(__name__)
 
 #: Folder of the HTML output holding the downloads; published as the ``notebooks`` branch.
@@ -349,4 +351,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", add_page_buttons, priority=510)
     app.connect("build-finished", write_downloads)
     app.add_css_file("initdocs-h2.css")
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return extension_metadata()

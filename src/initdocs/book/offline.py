@@ -45,10 +45,14 @@ def is_local(host: Any) -> bool:
         return False
 
 
-def _target(address: Any) -> tuple[Any, str]:
-    if isinstance(address, tuple) and address:
-        return address[0], f"{address[0]}:{address[1]}" if len(address) > 1 else str(address[0])
-    return address, str(address)
+def _refuse_remote(sock: socket.socket, address: Any) -> None:
+    """Raise :class:`NetworkAccessError` if ``sock`` would connect to another host."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # Unix sockets and the like stay on this machine
+    host = address[0] if isinstance(address, tuple) and address else address
+    if not is_local(host):
+        target = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        raise NetworkAccessError(target)
 
 
 def forbid_network() -> None:
@@ -62,15 +66,11 @@ def forbid_network() -> None:
     )
 
     def guarded_connect(self: socket.socket, address: Any) -> None:
-        host, target = _target(address)
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local(host):
-            raise NetworkAccessError(target)
+        _refuse_remote(self, address)
         return connect(self, address)
 
     def guarded_connect_ex(self: socket.socket, address: Any) -> int:
-        host, target = _target(address)
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local(host):
-            raise NetworkAccessError(target)
+        _refuse_remote(self, address)
         return connect_ex(self, address)
 
     def guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:

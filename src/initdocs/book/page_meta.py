@@ -31,6 +31,7 @@ from sphinx.config import Config
 from sphinx.errors import ConfigError
 from sphinx.util import logging
 
+from initdocs.book import extension_metadata
 from initdocs.book.logo import write_png
 
 logger = logging.getLogger(__name__)
@@ -188,4 +189,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
     # Before sphinxext-opengraph (priority 500), which reads the og:description field.
     app.connect("html-page-context", add_description, priority=400)
     app.connect("build-finished", write_sitemap_and_icons)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return extension_metadata()

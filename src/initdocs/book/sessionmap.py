@@ -25,7 +25,7 @@ from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-import initdocs
+from initdocs.book import extension_metadata
 from initdocs.sessions import Session, Sessions
 
 __all__ = ["Box", "Edge", "MapLayout", "layout", "render_svg", "setup"]
@@ -379,8 +379,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("session-map", SessionMap)
     app.add_css_file(CSS_FILE)
     app.connect("doctree-resolved", _resolve)
-    return {
-        "version": initdocs.__version__,
-        "parallel_read_safe": True,
-        "parallel_write_safe": True,
-    }
+    return extension_metadata()

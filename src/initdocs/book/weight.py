@@ -16,7 +16,7 @@ from typing import Any
 from markupsafe import Markup
 from sphinx.application import Sphinx
 
-import initdocs
+from initdocs.book import extension_metadata
 
 FONTAWESOME_SCRIPT = re.compile(
     r"[ \t]*<script\b[^>]*\bsrc=\"[^\"]*_static/scripts/fontawesome\.js[^\"]*\"[^>]*>"
@@ -37,8 +37,4 @@ def _register(app: Sphinx) -> None:
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _register)
-    return {
-        "version": initdocs.__version__,
-        "parallel_read_safe": True,
-        "parallel_write_safe": True,
-    }
+    return extension_metadata()
