@@ -165,3 +165,23 @@ def test_contributor_guide_is_a_page_of_the_book(html):
     assert page.find("h1").get_text(strip=True).startswith("Contributing")
     text = page.get_text()
     assert "initdocs new" in text and "initdocs check" in text and "nox -s preview" in text
+
+
+#: A MyST or Jinja substitution left as typed, e.g. ``{{ commit }}`` inside backticks.
+UNEXPANDED = re.compile(r"\{\{\s*[\w.]+\s*\}\}|\{%.*?%\}")
+
+
+def test_no_page_shows_an_unexpanded_substitution(html):
+    pages = sorted(p for p in html.rglob("*.html") if "_static" not in p.parts)
+    assert len(pages) > 20
+    for path in pages:
+        text = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser").get_text()
+        assert not UNEXPANDED.findall(text), path.relative_to(html)
+
+
+def test_home_page_names_its_commit_and_version(html):
+    text = " ".join(soup(html, "index.html").get_text().split())
+    match = re.search(r"Each page was built from commit (\S+) of the book's repository", text)
+    assert match, "the home page says which commit it was built from"
+    assert re.fullmatch(r"[0-9a-f]{10}(\+dirty)?|unknown", match.group(1)), match.group(1)
+    assert f"version {__version__}." in text

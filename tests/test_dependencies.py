@@ -167,6 +167,11 @@ def test_network_guard_fails_fast_and_allows_loopback():
             socket.create_connection(("203.0.113.7", 443), timeout=600)
         except NetworkAccessError as error:
             result["address"] = str(error)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.connect(("203.0.113.8", 53))  # a connected UDP socket (DNS clients use them)
+        except NetworkAccessError as error:
+            result["udp"] = str(error)
         server = socket.create_server(("127.0.0.1", 0))
         client = socket.create_connection(server.getsockname(), timeout=5)
         result["loopback"] = client.getpeername()[0]
@@ -180,6 +185,7 @@ def test_network_guard_fails_fast_and_allows_loopback():
     assert "chapters run offline" in result["remote"] and "example.com:80" in result["remote"]
     assert result["seconds"] < 1.0  # refused at once, no DNS wait or time-out
     assert "203.0.113.7:443" in result["address"]
+    assert "203.0.113.8:53" in result["udp"]
     assert result["loopback"] == "127.0.0.1"
 
 

@@ -40,6 +40,7 @@ _FRONT_MATTER_KEYS = ("jupytext", "kernelspec", "myst", "mystnb")
 _CHAPTER_NAME = re.compile(r"^(\d{2})-[a-z0-9]+(?:-[a-z0-9]+)*$")
 _CITE = re.compile(r"\{(?:foot)?cite(?::\w+)?\}`([^`]*)`")
 _FENCE = re.compile(r"^(`{3,}|:{3,})\s*(\{[\w:-]+\})?\s*(.*)$")
+_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
 _PLOT = re.compile(r"\bplt\.(show|subplots|figure|imshow|plot)\(|\.savefig\(")
 
 
@@ -401,6 +402,14 @@ def check_chapter(path: Path, session: Session | None, bib_keys: set[str]) -> li
     return sorted(problems, key=lambda p: p.line or 0)
 
 
+def markdown_text(text: str) -> str:
+    """``text`` escaped so that MyST shows it as written: every ASCII punctuation character
+    gets a backslash (CommonMark lets any of them be escaped), so no role, link, HTML tag,
+    math or emphasis can start. ``text`` is one line (the records check refuses line breaks).
+    """
+    return _PUNCTUATION.sub(r"\\\g<0>", text)
+
+
 def render_template(session: Session) -> str:
     """A new chapter for ``session``: the rubric laid out, guidance where text must go.
 
@@ -410,7 +419,7 @@ def render_template(session: Session) -> str:
     template = (Path(__file__).parent / "chapter_template.md").read_text(encoding="utf-8")
     values = {
         "@@NUMBER@@": str(session.number),
-        "@@PAPER@@": session.paper,
+        "@@PAPER@@": markdown_text(session.paper),
         "@@KEY@@": session.paper_key,
     }
     for placeholder, value in values.items():

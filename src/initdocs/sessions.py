@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,15 @@ __all__ = [
     "load_sessions",
 ]
 
-_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_:.\-]*$")
-_SLUG = re.compile(r"^(\d{2})-[a-z0-9]+(?:-[a-z0-9]+)*$")
-_URL = re.compile(r"^https?://[^\s<>\"']+\.[^\s<>\"']+$")
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_:.\-]*")
+_SLUG = re.compile(r"(\d{2})-[a-z0-9]+(?:-[a-z0-9]+)*")
+#: A web address: http or https, a host with a dot, no spaces, quotes or angle brackets.
+#: Always used with ``fullmatch`` (``$`` would accept a final newline).
+_URL = re.compile(r"https?://[^\s<>\"'/?#]+\.[^\s<>\"'/?#]+(?:[/?#][^\s<>\"']*)?")
+#: Characters a one-line field must not hold, named in the message: line breaks, control
+#: characters (ANSI escapes start with one) and the bidirectional overrides that make text
+#: display in another order than it is stored.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 _REQUIRED = (
     "number",
@@ -166,8 +173,38 @@ class _Lines:
         return None
 
 
+def _bad_character(text: str) -> str | None:
+    """Why ``text`` is not one line of plain text, or ``None`` when it is."""
+    for position, char in enumerate(text, 1):
+        category = unicodedata.category(char)
+        if char in "\r\n\u2028\u2029\x85":
+            kind = "a line break"
+        elif category == "Cc":
+            kind = "a control character"
+        elif char in _BIDI_CONTROLS:
+            kind = "a bidirectional-text override"
+        elif category == "Cs":
+            kind = "a lone surrogate"
+        else:
+            continue
+        return (
+            f"must be one line of text, but character {position} is {kind} "
+            f"(U+{ord(char):04X}); remove it"
+        )
+    return None
+
+
+def _check_text(value: Any, what: str = "a non-empty string in quotes") -> str | None:
+    """The problem of a one-line text field (a name, a label, a title), or ``None``."""
+    if not isinstance(value, str) or not value.strip():
+        return f"must be {what} (got {value!r})"
+    return _bad_character(value)
+
+
 def _check_url(value: Any) -> str | None:
-    if not isinstance(value, str) or not _URL.match(value):
+    if isinstance(value, str) and (problem := _bad_character(value)):
+        return problem
+    if not isinstance(value, str) or not _URL.fullmatch(value):
         return f"must be a web address starting with https:// (got {value!r})"
     return None
 
@@ -317,17 +354,17 @@ def load_sessions(path: str | Path, bibliography: str | Path | None = None) -> S
         if "date" in record and (not isinstance(date, dt.date) or isinstance(date, dt.datetime)):
             bad("date", f"must be a TOML date without quotes, e.g. 2021-01-10 (got {date!r})")
         for key in ("topic", "paper", "title"):
-            if key in record and (not isinstance(record[key], str) or not record[key].strip()):
-                bad(key, "must be a non-empty string in quotes")
+            if key in record and (message := _check_text(record[key])):
+                bad(key, message)
         key = record.get("paper_key")
-        if "paper_key" in record and (not isinstance(key, str) or not _KEY.match(key)):
+        if "paper_key" in record and (not isinstance(key, str) or not _KEY.fullmatch(key)):
             bad("paper_key", f"must be a BibTeX key such as 'chollet2017xception' (got {key!r})")
         for field in ("paper_url", "video"):
             if field in record and (message := _check_url(record[field])):
                 bad(field, message)
         chapter = record.get("chapter")
         if "chapter" in record:
-            match = _SLUG.match(chapter) if isinstance(chapter, str) else None
+            match = _SLUG.fullmatch(chapter) if isinstance(chapter, str) else None
             if not match:
                 bad(
                     "chapter",
@@ -344,14 +381,16 @@ def load_sessions(path: str | Path, bibliography: str | Path | None = None) -> S
         presenter = record.get("presenter")
         person = None
         if "presenter" in record:
-            if not isinstance(presenter, dict) or not isinstance(presenter.get("name"), str):
+            if not isinstance(presenter, dict) or "name" not in presenter:
                 bad(
                     "presenter",
                     'must be a table with a name, e.g. { name = "Jane Doe", url = "https://..." }',
                 )
             else:
-                for extra in set(presenter) - {"name", "url"}:
+                for extra in sorted(set(presenter) - {"name", "url"}):
                     bad("presenter", f"has unknown key {extra!r}; allowed: name, url")
+                if message := _check_text(presenter["name"], "a name in quotes"):
+                    bad("presenter", f"name {message}")
                 if "url" in presenter and (message := _check_url(presenter["url"])):
                     bad("presenter", f"url {message}")
                 person = Person(presenter["name"], presenter.get("url"))
@@ -367,6 +406,8 @@ def load_sessions(path: str | Path, bibliography: str | Path | None = None) -> S
                     or not isinstance(link["label"], str)
                 ):
                     bad("links", f'entry {i} must be {{ label = "...", url = "https://..." }}')
+                elif message := _check_text(link["label"], "a label in quotes"):
+                    bad("links", f"entry {i} label {message}")
                 elif message := _check_url(link["url"]):
                     bad("links", f"entry {i} url {message}")
                 else:

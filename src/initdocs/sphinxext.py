@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 from sphinx.errors import ConfigError, SphinxError
@@ -34,24 +35,36 @@ from initdocs.sessions import Session, SessionRecordError, Sessions, load_sessio
 logger = logging.getLogger(__name__)
 
 
-def _escape(text: str) -> str:
-    """Make text safe inside a Markdown table cell or link label."""
-    return text.replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
-
-
-def _link(label: str, url: str) -> str:
-    return f"[{_escape(label)}](<{url}>)"
-
-
 def _sessions(env: BuildEnvironment) -> Sessions:
     return env.app.initdocs_sessions  # type: ignore[attr-defined]
 
 
-def _materials(session: Session) -> list[str]:
-    items = [_link(link.label, link.url) for link in session.links]
+# Record text becomes docutils nodes directly: a text node or a reference to a validated
+# address. Nothing from the records is ever parsed as MyST, reStructuredText or HTML, so a
+# topic such as "{download}`/etc/passwd`" or "<script>" is shown as the characters it is.
+
+
+def _link(label: str, url: str) -> nodes.reference:
+    """``label`` linking to ``url`` (an http(s) address the records check has accepted)."""
+    return nodes.reference(label, label, refuri=url)
+
+
+def _presenter(session: Session) -> nodes.Node:
+    person = session.presenter
+    return _link(person.name, person.url) if person.url else nodes.Text(person.name)
+
+
+def _materials(session: Session) -> list[nodes.Node]:
+    """Slides, code, notebooks and the video, separated by middle dots."""
+    links = [_link(link.label, link.url) for link in session.links]
     if session.video:
-        items.append(_link("Video", session.video))
-    return items
+        links.append(_link("Video", session.video))
+    joined: list[nodes.Node] = []
+    for i, link in enumerate(links):
+        if i:
+            joined.append(nodes.Text(" · "))
+        joined.append(link)
+    return joined
 
 
 def _chapter_exists(env: BuildEnvironment, session: Session) -> bool:
@@ -59,39 +72,71 @@ def _chapter_exists(env: BuildEnvironment, session: Session) -> bool:
     return session.docname in env.found_docs
 
 
+def chapter_link(env: BuildEnvironment, session: Session, label: nodes.Node) -> nodes.Node:
+    """``label`` linked to the session's chapter (resolved like ``{doc}``), or ``label`` alone
+    when the chapter is not part of this build."""
+    if not _chapter_exists(env, session):
+        return label
+    ref = addnodes.pending_xref(
+        "",
+        refdomain="std",
+        reftype="doc",
+        reftarget=f"/{session.docname}",
+        refexplicit=True,
+        refdoc=env.docname,
+    )
+    ref += label
+    return ref
+
+
+def _paragraph(*content: nodes.Node) -> nodes.paragraph:
+    paragraph = nodes.paragraph()
+    paragraph.extend(content)
+    return paragraph
+
+
 class SessionsTable(SphinxDirective):
     """``{sessions-table}``: every session, newest first, like the club's README."""
 
     has_content = False
+    HEADER = ("Date", "Topic", "Paper", "Presenter", "Materials", "Chapter")
 
     def run(self) -> list[nodes.Node]:
         sessions = _sessions(self.env)
         self.env.note_dependency(str(sessions.path))
         self.env.initdocs_table_docs.add(self.env.docname)  # type: ignore[attr-defined]
-        rows = [
-            "| Date | Topic | Paper | Presenter | Materials | Chapter |",
-            "|---|---|---|---|---|---|",
-        ]
+        # support_smartquotes: record text keeps its straight quotes and dashes as typed.
+        table = nodes.table(classes=["sessions-table"], support_smartquotes=False)
+        group = nodes.tgroup(cols=len(self.HEADER))
+        table += group
+        group.extend(nodes.colspec(colwidth=1) for _ in self.HEADER)
+        group += nodes.thead("", self._row([nodes.Text(name)] for name in self.HEADER))
+        body = nodes.tbody()
         for s in sorted(sessions, key=lambda s: s.date, reverse=True):
-            presenter = (
-                _link(s.presenter.name, s.presenter.url)
-                if s.presenter.url
-                else _escape(s.presenter.name)
+            body += self._row(
+                [
+                    [nodes.Text(f"{s.date:%d %b %Y}")],
+                    [nodes.Text(s.topic)],
+                    [_link(s.paper, s.paper_url)],
+                    [_presenter(s)],
+                    _materials(s) or [nodes.Text("-")],
+                    [
+                        chapter_link(self.env, s, nodes.inline("", f"Session {s.number}"))
+                        if _chapter_exists(self.env, s)
+                        else nodes.Text("not written yet")
+                    ],
+                ]
             )
-            chapter = (
-                f"{{doc}}`Session {s.number} </{s.docname}>`"
-                if _chapter_exists(self.env, s)
-                else "not written yet"
-            )
-            rows.append(
-                f"| {s.date:%d %b %Y} | {_escape(s.topic)} | {_link(s.paper, s.paper_url)} "
-                f"| {presenter} | {' · '.join(_materials(s)) or '-'} | {chapter} |"
-            )
-        table = self.parse_text_to_nodes("\n".join(rows))
-        for node in table:
-            if isinstance(node, nodes.table):
-                node["classes"].append("sessions-table")
-        return table
+        group += body
+        self.set_source_info(table)
+        return [table]
+
+    @staticmethod
+    def _row(cells: Any) -> nodes.row:
+        row = nodes.row()
+        for content in cells:
+            row += nodes.entry("", _paragraph(*content))
+        return row
 
 
 class SessionCard(SphinxDirective):
@@ -112,26 +157,50 @@ class SessionCard(SphinxDirective):
         start = sessions.start(session)
         utc = start.astimezone(dt.UTC)
         cet = start.astimezone(ZoneInfo("Europe/Berlin"))  # prints CET or CEST for that day
-        presenter = (
-            _link(session.presenter.name, session.presenter.url)
-            if session.presenter.url
-            else _escape(session.presenter.name)
-        )
-        lines = [
-            f":::{{admonition}} Session {session.number} · {start:%A %-d %B %Y}",
-            ":class: session-card",
-            "",
-            f":Paper: {_link(session.title, session.paper_url)} {{cite:p}}`{session.paper_key}`",
-            f":Topic: {_escape(session.topic)}",
-            f":When: {start:%H:%M} {start.tzname()} · {cet:%H:%M} {cet.tzname()} · "
-            f"{utc:%H:%M} UTC, online",
-            f":Presenter: {presenter}",
+        card = nodes.admonition(classes=["session-card"], support_smartquotes=False)
+        card += nodes.title("", f"Session {session.number} · {start:%A %-d %B %Y}")
+        fields = nodes.field_list()
+        rows: list[tuple[str, list[nodes.Node]]] = [
+            (
+                "Paper",
+                [_link(session.title, session.paper_url), nodes.Text(" "), *self._cite(session)],
+            ),
+            ("Topic", [nodes.Text(session.topic)]),
+            (
+                "When",
+                [
+                    nodes.Text(
+                        f"{start:%H:%M} {start.tzname()} · {cet:%H:%M} {cet.tzname()} · "
+                        f"{utc:%H:%M} UTC, online"
+                    )
+                ],
+            ),
+            ("Presenter", [_presenter(session)]),
         ]
-        materials = _materials(session)
-        if materials:
-            lines.append(f":Materials: {' · '.join(materials)}")
-        lines.append(":::")
-        return self.parse_text_to_nodes("\n".join(lines))
+        if materials := _materials(session):
+            rows.append(("Materials", materials))
+        for name, content in rows:
+            field = nodes.field()
+            field += nodes.field_name("", name)
+            field += nodes.field_body("", _paragraph(*content))
+            fields += field
+        card += fields
+        self.set_source_info(card)
+        return [card]
+
+    def _cite(self, session: Session) -> list[nodes.Node]:
+        """The paper's citation, made by sphinxcontrib-bibtex's own ``cite:p`` role.
+
+        The role is called with the key as its target (the records check allows only letters,
+        digits and ``_:.-`` in it), so it is never parsed as markup.
+        """
+        role = self.env.get_domain("cite").role("p")
+        assert role is not None, "sphinxcontrib.bibtex must be loaded before initdocs"
+        key = session.paper_key
+        result, messages = role(
+            "cite:p", f"{{cite:p}}`{key}`", key, self.lineno, self.state.inliner
+        )
+        return [*result, *messages]
 
 
 def bibtex_entry(text: str, key: str) -> str | None:

@@ -13,6 +13,7 @@ same sources give the same bytes: DTSTAMP is the session's own start, not the cl
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,14 +35,21 @@ CALENDAR_NAME = "MLT __init__ journal club"
 
 
 def escape_text(value: str) -> str:
-    """Escape a TEXT value (RFC 5545, section 3.3.11)."""
-    return (
+    """Escape a TEXT value (RFC 5545, section 3.3.11): every line break (CRLF, CR or LF)
+    becomes ``\\n``; any other control character but tab, which TEXT may not hold, is an error
+    (the records check refuses them, so this only guards against a new caller)."""
+    escaped = (
         value.replace("\\", "\\\\")
         .replace(";", "\\;")
         .replace(",", "\\,")
         .replace("\r\n", "\\n")
+        .replace("\r", "\\n")
         .replace("\n", "\\n")
     )
+    bad = next((c for c in escaped if c != "\t" and unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise ValueError(f"calendar text {value!r} holds the control character U+{ord(bad):04X}")
+    return escaped
 
 
 def fold(line: str, limit: int = 75) -> str:

@@ -8,7 +8,8 @@ before any kernel starts; kernels inherit the process environment it sets:
   and a fixed thread count keeps float results identical on every machine;
 * an IPython folder of the build's own (``IPYTHONDIR``), whose kernel configuration silences
   ipykernel's start-up notice and runs :func:`initdocs.book.offline.forbid_network` first, so
-  a chapter that tries to download something fails at once with a clear message.
+  Python code in a chapter that connects to another host fails at once with a clear message
+  (what the guard does not catch is listed in :mod:`initdocs.book.offline`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,24 @@
-"""Chapters run offline: any attempt to reach another host fails at once with a clear error.
+"""The kernels' network guard: Python code that reaches for another host fails with a clear error.
 
 The book promises that a build never downloads anything. A chapter that calls a downloader
 (``torchvision.datasets.MNIST(download=True)``, ``urllib``, ``requests``...) would otherwise hang
 until a time-out on a machine without network, or silently depend on the network on one with.
 The kernels that execute the chapters call :func:`forbid_network` at start-up (see
-:mod:`initdocs.book.kernels`): connections and name lookups for anything but this machine raise
+:mod:`initdocs.book.kernels`).
+
+What it catches: in the kernel's own process, ``socket.socket.connect``, ``connect_ex`` and
+``socket.getaddrinfo`` for anything but this machine, which covers every Python library that
+opens TCP connections or connected UDP sockets through the ``socket`` module (urllib,
+requests, http.client, ``torch.hub``, scikit-learn's fetchers). They raise
 :class:`NetworkAccessError` naming the host, and the build stops with the chapter's traceback.
+
+What it does not catch, because it patches Python functions and does not isolate the process:
+shell commands and subprocesses (``!pip install``, ``!wget``, ``subprocess.run(["curl", ...])``),
+datagrams sent with ``sendto`` on an unconnected socket, the raw ``_socket`` module, C and C++
+libraries that open their own sockets or resolve names themselves, and worker processes
+started with ``spawn`` (forked workers inherit the guard). It is a guard against accidents,
+not a sandbox; the machines that build the book in CI have no network besides package
+registries, and review of a chapter's code catches the rest.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@ from typing import Any
 from docutils import nodes
 from pybtex.database import parse_file
 from pybtex.richtext import Text
-from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
 from initdocs.book import extension_metadata
 from initdocs.sessions import Session, Sessions
+from initdocs.sphinxext import chapter_link
 
 __all__ = ["Box", "Edge", "MapLayout", "layout", "render_svg", "setup"]
 
@@ -266,19 +266,9 @@ def _bibliography(env: Any, reading: bool = True) -> dict[str, tuple[str, str]]:
 
 def _session_ref(env: Any, session: Session, word: str) -> nodes.Node:
     """``session N (Paper)``, linked to the chapter when the chapter is part of the build."""
-    label = nodes.inline("", f"{word} {session.number} ({session.paper})")
-    if session.docname not in env.found_docs:
-        return label
-    ref = addnodes.pending_xref(
-        "",
-        refdomain="std",
-        reftype="doc",
-        reftarget=f"/{session.docname}",
-        refexplicit=True,
-        refdoc=env.docname,
+    return chapter_link(
+        env, session, nodes.inline("", f"{word} {session.number} ({session.paper})")
     )
-    ref += label
-    return ref
 
 
 def _session_item(
