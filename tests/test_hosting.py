@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shlex
 from types import ModuleType
 from typing import Any
@@ -12,9 +13,19 @@ import pytest
 import yaml
 from conftest import ROOT
 
-WORKFLOW = ROOT / ".github" / "workflows" / "pages.yml"
+WORKFLOWS = ROOT / ".github" / "workflows"
+WORKFLOW = WORKFLOWS / "pages.yml"
 READTHEDOCS = ROOT / ".readthedocs.yaml"
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+NOTEBOOKS = "docs/_build/html/_notebooks"
+#: An action pinned to a full commit SHA: ``owner/repo[/path]@<40 hex digits>``.
+PINNED = re.compile(r"[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}")
+#: A ``uses:`` line of a workflow file, with its value and its trailing comment (if any).
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<value>[^\s#]+)\s*(?:#\s*(?P<comment>.*))?$")
+#: The version comment after a pinned SHA: ``# v4.2.2``.
+VERSION_COMMENT = re.compile(r"v\d+(\.\d+)*")
+#: Commands the job that can write to the repository must never run (it only runs git).
+CODE_RUNNERS = {"nox", "python", "python3", "pip", "pip3", "uv", "uvx", "pipx", "bash", "sh"}
 
 
 def load_yaml(path) -> dict[str, Any]:
@@ -75,6 +86,44 @@ def uses(step: dict[str, Any]) -> str:
     return step.get("uses", "").split("@")[0]
 
 
+def workflow_files() -> list:
+    files = sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+    assert files, f"no workflow files in {WORKFLOWS}"
+    return files
+
+
+def all_uses(workflow: dict[str, Any]) -> list[str]:
+    """Every ``uses:`` value of a workflow: steps' actions and jobs' reusable workflows."""
+    values = []
+    for job in workflow["jobs"].values():
+        if "uses" in job:
+            values.append(job["uses"])
+        values += [step["uses"] for step in job.get("steps", []) if "uses" in step]
+    return values
+
+
+def job_steps(workflow: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return workflow["jobs"][name].get("steps", [])
+
+
+def step_using(steps: list[dict[str, Any]], action: str) -> dict[str, Any]:
+    found = [step for step in steps if uses(step) == action]
+    assert len(found) == 1, f"expected one step using {action}, found {len(found)}"
+    return found[0]
+
+
+def writes_contents(permissions: dict[str, str] | str) -> bool:
+    """Whether a ``permissions:`` value lets the job write the repository's contents."""
+    if isinstance(permissions, str):
+        return permissions == "write-all"
+    return permissions.get("contents") == "write"
+
+
+def commands(script: str) -> list[list[str]]:
+    """The words of each line of a shell script, continuation lines joined."""
+    return [shlex.split(line, comments=True) for line in script.replace("\\\n", " ").splitlines()]
+
+
 def test_workflow_runs_on_push_to_main_and_by_hand(workflow):
     # PyYAML reads the bare key `on` as the boolean True (YAML 1.1).
     triggers = workflow.get("on", workflow.get(True))
@@ -102,10 +151,6 @@ def test_workflow_caches_execution_and_deploys_the_html(workflow):
     assert by_action["actions/cache"]["with"]["path"] == "docs/_build/.jupyter_cache"
     assert by_action["actions/upload-pages-artifact"]["with"]["path"] == "docs/_build/html"
     assert "actions/configure-pages" in by_action and "actions/deploy-pages" in by_action
-    for step in steps:
-        if "uses" in step:
-            version = step["uses"].split("@")[1]
-            assert version.startswith("v") and version[1:].isdigit(), step["uses"]
     deploy = next(
         j for j in workflow["jobs"].values() if "actions/deploy-pages" in map(uses, j["steps"])
     )
@@ -114,13 +159,79 @@ def test_workflow_caches_execution_and_deploys_the_html(workflow):
     assert workflow["concurrency"]["group"]
 
 
+def test_every_action_is_pinned_to_a_commit_sha_with_its_version_in_a_comment():
+    for path in workflow_files():
+        values = all_uses(load_yaml(path))
+        assert values, f"{path.name}: no `uses:`"
+        text = path.read_text(encoding="utf-8")
+        lines = [m for m in map(USES_LINE.match, text.splitlines()) if m]
+        assert [m["value"] for m in lines] == values, f"{path.name}: `uses:` lines not as parsed"
+        for value, line in zip(values, lines, strict=True):
+            assert PINNED.fullmatch(value), f"{path.name}: {value} is not pinned to a commit SHA"
+            comment = (line["comment"] or "").strip()
+            assert VERSION_COMMENT.fullmatch(comment), f"{path.name}: {value} lacks `# vX.Y.Z`"
+
+
+def test_the_workflow_permissions_are_read_only(workflow):
+    permissions = workflow["permissions"]
+    assert isinstance(permissions, dict) and permissions, "set the workflow's permissions"
+    assert set(permissions.values()) <= {"read", "none"}, permissions
+
+
+def test_the_build_job_can_write_nothing_and_keeps_no_credentials(workflow):
+    build = workflow["jobs"]["build"]
+    permissions = build["permissions"]
+    assert isinstance(permissions, dict), "the build job must list its permissions"
+    assert permissions["contents"] == "read"
+    assert set(permissions.values()) <= {"read", "none"}, permissions
+    checkout = step_using(build["steps"], "actions/checkout")
+    assert checkout["with"]["persist-credentials"] is False
+
+
+def test_only_the_notebooks_job_writes_and_it_runs_only_git(workflow):
+    writers = {
+        name
+        for name, job in workflow["jobs"].items()
+        if writes_contents(job.get("permissions", workflow["permissions"]))
+    }
+    assert writers == {"notebooks"}
+    job = workflow["jobs"]["notebooks"]
+    assert job["permissions"] == {"contents": "write"}
+    assert job["needs"] in ("build", ["build"])
+    steps = job["steps"]
+    assert [uses(s) for s in steps if "uses" in s] == ["actions/download-artifact"]
+    scripts = [s["run"] for s in steps if "run" in s]
+    assert scripts, "the notebooks job pushes with a `run:` step"
+    words = [word for script in scripts for line in commands(script) for word in line]
+    runners = {word.rsplit("/", 1)[-1] for word in words} & CODE_RUNNERS
+    assert not runners, f"the notebooks job runs {sorted(runners)}"
+    assert "git" in words
+
+
+def test_the_notebooks_artifact_goes_from_build_to_the_notebooks_job(workflow):
+    upload = step_using(job_steps(workflow, "build"), "actions/upload-artifact")
+    download = step_using(job_steps(workflow, "notebooks"), "actions/download-artifact")
+    assert upload["with"]["path"] == NOTEBOOKS
+    assert upload["with"]["name"] == download["with"]["name"]
+
+
 def test_workflow_publishes_the_notebooks_branch_only_if_built(workflow):
-    publish = next(s for s in workflow_steps(workflow) if "notebooks" in s.get("run", ""))
+    build = workflow["jobs"]["build"]
+    check = next(s for s in build["steps"] if s.get("id") == "notebooks")
+    assert NOTEBOOKS in check["run"] and "::notice::" in check["run"]
+    assert build["outputs"]["notebooks"] == "${{ steps.notebooks.outputs.built }}"
+    upload = step_using(build["steps"], "actions/upload-artifact")
+    assert upload["if"] == "steps.notebooks.outputs.built == 'true'"
+    assert upload["with"]["if-no-files-found"] == "ignore"
+    job = workflow["jobs"]["notebooks"]
+    assert job["if"] == "needs.build.outputs.notebooks == 'true'"
+    publish = next(s for s in job["steps"] if "push --force" in s.get("run", ""))
+    folder = step_using(job["steps"], "actions/download-artifact")["with"]["path"]
+    assert f"folder={folder}" in publish["run"]
     assert 'if [ ! -d "$folder" ]' in publish["run"] and "exit 0" in publish["run"]
-    assert "docs/_build/html/_notebooks" in publish["run"]
-    assert "push --force" in publish["run"]
-    build = next(j for j in workflow["jobs"].values() if publish in j["steps"])
-    assert build["permissions"]["contents"] == "write"
+    assert "--initial-branch=notebooks" in publish["run"]
+    assert publish["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+    assert not re.search(r"(echo|printf)[^\n]*GITHUB_TOKEN", publish["run"])
 
 
 def test_readthedocs_builds_with_nox_and_publishes_the_html(readthedocs, nox_sessions):
