@@ -7,12 +7,13 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from conftest import BIB, RECORDS
 from pybtex.database import parse_string
 from sphinx.errors import ConfigError
 from sphinx.testing.util import SphinxTestApp
 
-from initdocs.sphinxext import bibtex_entry
+from initdocs.bibliography import entry_source
 
 CONF = f"""
 extensions = ["myst_nb", "sphinxcontrib.bibtex", "initdocs.sphinxext"]
@@ -90,12 +91,13 @@ def test_malformed_record_stops_the_build_naming_session_and_field(tmp_path):
 
 def test_bibtex_entry_is_the_exact_source_of_one_entry():
     text = BIB.read_text(encoding="utf-8")
-    entry = bibtex_entry(text, "chollet2017xception")
+    entry = entry_source(BIB, "chollet2017xception")
     assert entry.startswith("@inproceedings{chollet2017xception,") and entry.endswith("}")
+    assert entry in text
     parsed = parse_string(entry, "bibtex")
     assert list(parsed.entries) == ["chollet2017xception"]
     assert parsed.entries["chollet2017xception"].fields["doi"] == "10.1109/CVPR.2017.195"
-    assert bibtex_entry(text, "chollet2017") is None  # a prefix of a key is not a key
+    assert entry_source(BIB, "chollet2017") is None  # a prefix of a key is not a key
 
 
 def check_failure_of_the_book(tmp_path, edit) -> tuple[Path, str]:
@@ -143,3 +145,18 @@ def test_docs_build_stops_on_an_unknown_citation_key(tmp_path):
     assert f"{chapter}:{line}:" in message
     assert "cites 'nobody2099imaginary', which is not in references.bib" in message
     assert "add the entry or fix the key" in message
+
+
+def test_bibtex_entry_and_session_map_read_the_bibliography_the_same_way(tmp_path):
+    """Both directives read references.bib through initdocs.bibliography."""
+    conf = CONF.replace(
+        '"initdocs.sphinxext"]', '"initdocs.sphinxext", "initdocs.book.sessionmap"]'
+    )
+    page = "# Map\n\n```{session-map}\n```\n\n```{bibtex-entry} sifre2014rigid\n```\n"
+    html, _ = build(tmp_path, {"conf.py": conf, "index.md": page})
+    soup = BeautifulSoup((html / "index.html").read_text(encoding="utf-8"), "html.parser")
+    listing = soup.select_one("ul.initdocs-map-list").get_text(" ", strip=True)
+    assert "Sifre 2014, Rigid-Motion Scattering for Image Classification" in listing
+    assert "Byrd & Lipton 2019" in listing and "He et al. 2016" in listing
+    shown = soup.select_one("div.bibtex-entry pre").get_text()
+    assert shown.rstrip("\n") == entry_source(BIB, "sifre2014rigid")

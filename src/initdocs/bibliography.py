@@ -1,8 +1,13 @@
 """Reading and checking the book's BibTeX file, with a line number for every problem.
 
-The book cites from ``references.bib``; readers copy entries from it. :func:`check_bibtex`
-holds every entry to the same standard: parseable, no duplicate keys, the fields its type
-needs, and well-formed DOIs, arXiv ids, years and pages.
+The book cites from ``references.bib``; readers copy entries from it. The file is read in
+one pass by pybtex's BibTeX tokenizer, the parser sphinxcontrib-bibtex builds the book with,
+so what BibTeX accepts is accepted here too: braced or quoted values, numbers, ``@string``
+macros joined with ``#``, ``@comment`` and ``@preamble``. The tokenizer counts lines as it
+goes, which gives every entry and field its line without searching the text again.
+
+:func:`check_bibtex` then holds every entry to the same standard: readable, no duplicate
+keys, the fields its type needs, and well-formed DOIs, arXiv ids, years, pages and names.
 """
 
 from __future__ import annotations
@@ -10,10 +15,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pybtex.bibtex.utils import split_name_list, split_tex_string
+from pybtex.database import Person
+from pybtex.database.input.bibtex import LowLevelParser, UndefinedMacro, month_names
+from pybtex.scanner import PrematureEOF, PybtexSyntaxError
+from pybtex.utils import CaseInsensitiveDict
 
 from initdocs.sessions import Problem
 
-__all__ = ["REQUIRED_FIELDS", "Entry", "check_bibtex", "parse_bibtex"]
+__all__ = [
+    "REQUIRED_FIELDS",
+    "Entry",
+    "check_bibtex",
+    "entry_source",
+    "parse_bibtex",
+    "read_bibtex",
+]
 
 #: Fields every entry of a type must have. "doi|eprint" means at least one of them.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -28,118 +47,199 @@ _DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 _ARXIV = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$")
 _YEAR = re.compile(r"^(19|20)\d{2}$")
 _PAGES = re.compile(r"^\d+(--\d+)?$")
+_PERSON_FIELDS = ("author", "editor")
+
+#: A line starting like an entry: where the next one starts when an entry runs on past its end.
+_NEXT_COMMAND = re.compile(r"\n[ \t]*@[A-Za-z]+[ \t]*[{(]")
+_COMMAND_NAME = re.compile(r"@\s*([^\s{(]*)")
 
 
 @dataclass
 class Entry:
-    """One BibTeX entry: its type, key, fields (braces kept) and the line it starts on."""
+    """One BibTeX entry: its type, key, fields and the line it starts on.
+
+    ``fields`` maps lower-case names to values as BibTeX reads them (macros expanded, ``#``
+    joined, inner braces kept, whitespace collapsed); ``field_lines`` gives each field's line.
+    ``source`` is the entry exactly as written, from ``@`` to its closing brace, or ``""``
+    when the entry has a syntax error.
+    """
 
     type: str
     key: str
     line: int
     fields: dict[str, str] = field(default_factory=dict)
     field_lines: dict[str, int] = field(default_factory=dict)
+    source: str = field(default="", repr=False)
+
+    def persons(self, role: str) -> list[Person]:
+        """The people of field ``role`` (``"author"``, ``"editor"``), as pybtex names them."""
+        return [Person(name) for name in split_name_list(self.fields.get(role, ""))]
 
 
-class _Parser:
+class _Reader(LowLevelParser):
+    """pybtex's BibTeX tokenizer, noting where entries and fields start.
+
+    pybtex reports syntax errors through :meth:`handle_error`; this reader turns each into a
+    :class:`Problem` instead of raising or printing it (pybtex's global strict mode is left
+    alone), and after an entry that ran on into the next one it resumes at that next entry.
+    """
+
     def __init__(self, text: str, path: Path) -> None:
-        self.text, self.path, self.pos = text, path, 0
+        # A fresh macro table: pybtex's default is a module-level dict that @string would grow.
+        super().__init__(text, macros=CaseInsensitiveDict(month_names), handle_error=self._error)
+        self.path = path
+        self.entries: list[Entry] = []
         self.problems: list[Problem] = []
+        self.entry_line = self.field_line = 1
+        self.field_lines: list[int] = []
+        self.stage = "command"
+        self.failed = False
 
-    def line(self, pos: int | None = None) -> int:
-        return self.text.count("\n", 0, self.pos if pos is None else pos) + 1
-
-    def fail(self, message: str, pos: int | None = None) -> None:
-        self.problems.append(Problem(self.path, self.line(pos), message))
-
-    def skip_space(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
-            self.pos += 1
-
-    def braced(self, open_char: str, close_char: str) -> str | None:
-        """Text between a balanced pair starting at ``pos``; ``pos`` moves past the closer."""
-        depth, start = 0, self.pos
-        for i in range(self.pos, len(self.text)):
-            if self.text[i] == open_char:
-                depth += 1
-            elif self.text[i] == close_char:
-                depth -= 1
-                if depth == 0:
-                    self.pos = i + 1
-                    return self.text[start + 1 : i]
-        return None
-
-    def value(self) -> str | None:
-        self.skip_space()
-        char = self.text[self.pos : self.pos + 1]
-        if char == "{":
-            return self.braced("{", "}")
-        if char == '"':
-            end = self.text.find('"', self.pos + 1)
-            if end < 0:
-                return None
-            value, self.pos = self.text[self.pos + 1 : end], end + 1
-            return value
-        match = re.compile(r"[A-Za-z0-9_.\-]+").match(self.text, self.pos)
-        if not match:
-            return None
-        self.pos = match.end()
-        return match.group()
-
-    def entries(self) -> list[Entry]:
-        found: list[Entry] = []
-        head = re.compile(r"@(\w+)\s*\{")
-        while (match := head.search(self.text, self.pos)) is not None:
-            kind, self.pos = match.group(1).lower(), match.end()
-            if kind in ("comment", "preamble", "string"):
-                self.pos = match.end() - 1
-                if self.braced("{", "}") is None:
-                    self.fail(f"unclosed @{kind}", match.start())
-                    break
+    def read(self) -> None:
+        """Read the whole text into :attr:`entries` and :attr:`problems`."""
+        for command, body in self:
+            if command.lower() in ("string", "preamble"):
                 continue
-            key_match = re.compile(r"\s*([^\s,{}]+)\s*,").match(self.text, self.pos)
-            if not key_match:
-                self.fail(f"@{kind} entry without a key: write @{kind}{{key, ...}}", match.start())
+            key, fields = body
+            if key is None:  # reported by _error
                 continue
-            entry = Entry(kind, key_match.group(1), self.line(match.start()))
-            self.pos = key_match.end()
-            while True:
-                self.skip_space()
-                if self.text.startswith("}", self.pos):
-                    self.pos += 1
-                    break
-                name_match = re.compile(r"([A-Za-z][\w\-]*)\s*=").match(self.text, self.pos)
-                if not name_match:
-                    self.fail(
-                        f"entry {entry.key!r}: expected 'field = {{value}}' or the closing "
-                        "brace; check the commas and braces before this point"
-                    )
-                    self.pos = self.text.find("\n@", self.pos) + 1 or len(self.text)
-                    break
-                name, start = name_match.group(1).lower(), self.pos
-                self.pos = name_match.end()
-                value = self.value()
-                if value is None:
-                    self.fail(f"entry {entry.key!r}: field '{name}' has no readable value", start)
-                    self.pos = len(self.text)
-                    break
+            entry = Entry(command.lower(), key, self.entry_line)
+            for (name, parts), line in zip(fields, self.field_lines, strict=True):
+                name = name.lower()
                 if name in entry.fields:
-                    self.fail(f"entry {entry.key!r}: field '{name}' appears twice", start)
-                entry.fields[name] = " ".join(value.split())
-                entry.field_lines[name] = self.line(start)
-                self.skip_space()
-                if self.text.startswith(",", self.pos):
-                    self.pos += 1
-            found.append(entry)
-        return found
+                    self.problems.append(
+                        Problem(self.path, line, f"entry {key!r}: field '{name}' appears twice")
+                    )
+                    continue  # BibTeX keeps the first
+                entry.fields[name] = " ".join("".join(parts).split())
+                entry.field_lines[name] = line
+            if not self.failed:
+                entry.source = self.text[self.command_start : self.pos]
+            self.entries.append(entry)
+
+    # pybtex's parsing steps, wrapped to note where they are.
+
+    def parse_command(self) -> Any:
+        self.entry_line, self.field_lines, self.failed = self.lineno, [], False
+        self.stage = "command"
+        return super().parse_command()
+
+    def parse_string_body(self, body_end: Any) -> None:
+        self.stage = "string"
+        super().parse_string_body(body_end)
+
+    def parse_preamble_body(self, body_end: Any) -> None:
+        self.stage = "preamble"
+        super().parse_preamble_body(body_end)
+
+    def parse_entry_body(self, body_end: Any) -> None:
+        self.stage = "key"
+        super().parse_entry_body(body_end)
+
+    def parse_entry_fields(self) -> None:
+        self.stage = "fields"
+        super().parse_entry_fields()
+
+    def parse_field(self) -> None:
+        self.eat_whitespace()
+        self.field_line = self.lineno
+        super().parse_field()
+        if self.current_field_name:
+            self.field_lines.append(self.field_line)
+
+    # Errors.
+
+    def _error(self, error: PybtexSyntaxError) -> None:
+        self.failed = True
+        line, message = self._describe(error)
+        self.problems.append(Problem(self.path, line, message))
+
+    def _describe(self, error: PybtexSyntaxError) -> tuple[int, str]:
+        """The line and the message of a pybtex syntax error, saying what to fix."""
+        said = str(error.args[0]) if error.args else str(error)
+        name_match = _COMMAND_NAME.match(self.text, self.command_start)
+        kind = name_match.group(1).lower() if name_match else ""
+        key, name = self.current_entry_key, self.current_field_name
+        if self.stage == "command":
+            found = f"'@{kind}' is not followed by '{{'" if kind else "an '@' without a type"
+            return self.entry_line, (
+                f"{found}: write @type{{key, ...}} (BibTeX reads every '@' as the start of an "
+                "entry, so text outside entries must not have one)"
+            )
+        if self.stage == "key":
+            return self.entry_line, f"@{kind} entry without a key: write @{kind}{{key, ...}}"
+        in_entry = self.stage == "fields"
+        where = f"entry {key!r}" if in_entry else f"@{kind}"
+        if isinstance(error, UndefinedMacro):  # pybtex reports it and reads on
+            what = f"field '{name}'" if in_entry else "the value"
+            return self.field_line if in_entry else error.lineno, (
+                f"{where}: {what} uses {said!r}, which no @string defines; put the value in "
+                "braces or quotes"
+            )
+        # Did it read past a line that starts an entry? (The search stops at the first one.)
+        run_on = _NEXT_COMMAND.search(self.text, self.command_start)
+        if run_on is not None and run_on.start() >= self.pos:
+            run_on = None
+        if isinstance(error, PrematureEOF) or run_on is not None:
+            if run_on is not None:  # go on reading at the entry it ran into
+                resume = run_on.start() + 1
+                self.lineno = self.entry_line
+                self.update_lineno(self.text[self.command_start : resume])
+                self.pos = resume
+            end = f"the next entry (line {self.lineno})" if run_on else "the end of the file"
+            read = in_entry and name
+            last = f" (last field read: '{name}', line {self.field_line})" if read else ""
+            return self.entry_line, (
+                f"{where}: not closed before {end}; close the '{{' or '\"' left open in "
+                f"it{last}, or add its closing '}}'"
+            )
+        if not in_entry:
+            example = "@string{name = {value}}" if kind == "string" else "@preamble{...}"
+            return error.lineno, f"{where}: {said}; write {example}"
+        if said == "field value expected":
+            return error.lineno, f"{where}: field '{name}' has no value: write {name} = {{...}}"
+        if said == "'=' expected":
+            return error.lineno, f"{where}: expected 'field = {{value}}'; check the '=' signs"
+        if said == "unbalanced braces":
+            return error.lineno, (
+                f"{where}: field '{name}' has a '}}' without its '{{'; balance the braces, or "
+                "close the quoted value with '\"'"
+            )
+        if said in ("'}' expected", "')' expected"):
+            return error.lineno, (
+                f"{where}: expected ',' or the entry's closing brace here; put a comma "
+                "between fields"
+            )
+        return error.lineno, f"{where}: {said}; check the braces, quotes and commas here"
+
+
+def read_bibtex(text: str, path: str | Path) -> tuple[list[Entry], list[Problem]]:
+    """Entries of BibTeX ``text`` (read from ``path``), and the syntax problems in it."""
+    reader = _Reader(text, Path(path))
+    reader.read()
+    return reader.entries, sorted(reader.problems, key=lambda p: p.line or 0)
 
 
 def parse_bibtex(path: str | Path) -> tuple[list[Entry], list[Problem]]:
     """Entries of a BibTeX file, and the syntax problems met while reading it."""
-    path = Path(path)
-    parser = _Parser(path.read_text(encoding="utf-8"), path)
-    entries = parser.entries()
-    return entries, parser.problems
+    return read_bibtex(Path(path).read_text(encoding="utf-8"), path)
+
+
+def entry_source(path: str | Path, key: str) -> str | None:
+    """Entry ``key`` of the BibTeX file at ``path`` exactly as written, for readers to copy.
+
+    ``None`` when no readable entry has that key (``initdocs check`` says what is wrong).
+    """
+    for entry in parse_bibtex(path)[0]:
+        if entry.key == key and entry.source:
+            return entry.source
+    return None
+
+
+def _bad_names(entry: Entry, name: str) -> list[str]:
+    """The names in person field ``name`` that BibTeX cannot split (more than two commas)."""
+    people = split_name_list(entry.fields.get(name, ""))
+    return [person for person in people if len(split_tex_string(person, ",")) > 3]
 
 
 def check_bibtex(path: str | Path) -> list[Problem]:
@@ -161,6 +261,8 @@ def check_bibtex(path: str | Path) -> list[Problem]:
             )
         else:
             seen[entry.key.lower()] = entry
+        if not entry.source:
+            continue  # a syntax error, reported already; its fields may be wrong
         required = REQUIRED_FIELDS.get(entry.type)
         if required is None:
             problems.append(
@@ -206,4 +308,15 @@ def check_bibtex(path: str | Path) -> list[Problem]:
                     f"{where}: an eprint needs archiveprefix = {{arXiv}}",
                 )
             )
+        for name in _PERSON_FIELDS:
+            for person in _bad_names(entry, name):
+                problems.append(
+                    Problem(
+                        path,
+                        entry.field_lines[name],
+                        f"{where}: field '{name}' has the name {person!r} with more than two "
+                        "commas; write 'Last, First' or 'Last, Jr, First', and put ' and ' "
+                        "between people",
+                    )
+                )
     return problems

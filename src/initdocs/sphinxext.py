@@ -16,7 +16,6 @@ Used from ``docs/conf.py`` (``extensions = [..., "initdocs.sphinxext"]``). It ad
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +28,7 @@ from sphinx.errors import ConfigError, SphinxError
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+from initdocs.bibliography import entry_source
 from initdocs.book import extension_metadata
 from initdocs.sessions import Session, SessionRecordError, Sessions, load_sessions
 
@@ -203,22 +203,6 @@ class SessionCard(SphinxDirective):
         return [*result, *messages]
 
 
-def bibtex_entry(text: str, key: str) -> str | None:
-    """The source of entry ``key`` in BibTeX ``text`` (from ``@type{key,`` to its closing brace)."""
-    start = re.search(r"@\w+\s*\{\s*" + re.escape(key) + r"\s*,", text)
-    if start is None:
-        return None
-    depth = 0
-    for i in range(start.start(), len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start.start() : i + 1]
-    return None
-
-
 class BibtexEntry(SphinxDirective):
     """``{bibtex-entry} [key]``: a copyable BibTeX entry from the book's bibliography file.
 
@@ -239,12 +223,15 @@ class BibtexEntry(SphinxDirective):
         for bibfile in self.config.bibtex_bibfiles:
             path = Path(self.env.srcdir, bibfile).resolve()
             self.env.note_dependency(str(path))
-            entry = bibtex_entry(path.read_text(encoding="utf-8"), key)
+            entry = entry_source(path, key)
             if entry is not None:
                 block = nodes.literal_block(entry, entry, language="bibtex")
                 block["classes"].append("bibtex-entry")
                 return [block]
-        raise self.error(f"no entry {key!r} in {', '.join(self.config.bibtex_bibfiles)}")
+        raise self.error(
+            f"no readable entry {key!r} in {', '.join(self.config.bibtex_bibfiles)} "
+            "(`initdocs check` shows any syntax error in it)"
+        )
 
 
 def _load(app: Sphinx, config: Any) -> None:

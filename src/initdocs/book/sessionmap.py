@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from docutils import nodes
-from pybtex.database import parse_file
 from pybtex.richtext import Text
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
+from initdocs.bibliography import Entry, parse_bibtex
 from initdocs.book import extension_metadata
 from initdocs.sessions import Session, Sessions
 from initdocs.sphinxext import chapter_link
@@ -238,9 +238,9 @@ def _plain(latex: str) -> str:
     return " ".join(Text.from_latex(latex).render_as("text").split())
 
 
-def _work_label(entry: Any) -> str:
-    """``"He et al. 2016"``, ``"Byrd & Lipton 2019"`` or ``"Sifre 2014"`` from a pybtex entry."""
-    people = entry.persons.get("author") or entry.persons.get("editor") or []
+def _work_label(entry: Entry) -> str:
+    """``"He et al. 2016"``, ``"Byrd & Lipton 2019"`` or ``"Sifre 2014"`` from a BibTeX entry."""
+    people = entry.persons("author") or entry.persons("editor")
     year = entry.fields.get("year", "")
     if not people:
         return f"{entry.key} {year}".strip()
@@ -259,8 +259,8 @@ def _bibliography(env: Any, reading: bool = True) -> dict[str, tuple[str, str]]:
         path = Path(env.srcdir, bibfile).resolve()
         if reading:
             env.note_dependency(str(path))
-        for key, entry in parse_file(str(path)).entries.items():
-            found[key] = (_work_label(entry), _plain(entry.fields.get("title", key)))
+        for entry in parse_bibtex(path)[0]:  # syntax errors: `initdocs check` reports them
+            found[entry.key] = (_work_label(entry), _plain(entry.fields.get("title", entry.key)))
     return found
 
 
