@@ -5,26 +5,45 @@
     initdocs check [PATH ...]                          check chapters, records, references.bib
     initdocs sessions [--json]                         list the sessions
 
-Exit status: 0 when all went well, 1 when a check found problems, 2 for a usage error or
-when ``new`` refused to write.
+Exit status: 0 when all went well, 1 when a check found problems, 2 for a usage error, when
+``new`` or ``chapter`` refused to write (always with a message, and nothing changed unless the
+message says so), or when standard output was closed early (``initdocs sessions | head -1``:
+the rest of the output is dropped and a note goes to standard error), and 130 after Ctrl-C
+outside a prompt.
+
+``new`` and ``chapter`` are safe against crashes and against each other: they hold a lock
+beside ``docs/sessions.toml`` while they read, check and write; each file is written to a
+temporary file and renamed into place in one step; ``new`` writes the record first, then the
+chapter, and rerunning a ``new`` that was killed midway finishes its work.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from initdocs import __version__
+from initdocs.book.safe_files import (
+    LockTimeout,
+    StagedFile,
+    atomic_write,
+    crash_point,
+    exclusive_lock,
+    remove_leftovers,
+)
 from initdocs.chapters import render_template
 from initdocs.check import Repository, check_paths, find_repository
-from initdocs.sessions import Problem, SessionRecordError, load_sessions
+from initdocs.sessions import Problem, Session, SessionRecordError, Sessions, load_sessions
 
 __all__ = ["main"]
 
@@ -123,6 +142,28 @@ _NEW_REQUIRED = {
 }
 
 
+def _ask(name: str) -> str | dt.date:
+    """Ask for one required field at the terminal; ask again (up to 3 times) if it is wrong."""
+    option = "--" + name.replace("_", "-")
+    problem = ""
+    for _ in range(3):
+        try:
+            answer = input(f"{_NEW_REQUIRED[name]}: ").strip()
+        except (EOFError, KeyboardInterrupt):
+            raise UsageError(f"no answer for {option}; nothing was written") from None
+        if not answer:
+            problem = f"{option} is required"
+        elif name == "date":
+            try:
+                return _date(answer)
+            except argparse.ArgumentTypeError as exc:
+                problem = str(exc)
+        else:
+            return answer
+        print(problem, file=sys.stderr)
+    raise UsageError(f"{problem}; nothing was written")
+
+
 def _ask_missing(args: argparse.Namespace) -> None:
     missing = [name for name in _NEW_REQUIRED if not getattr(args, name)]
     if not missing:
@@ -131,17 +172,169 @@ def _ask_missing(args: argparse.Namespace) -> None:
         options = ", ".join("--" + name.replace("_", "-") for name in missing)
         raise UsageError(f"missing {options}; give them as options (see initdocs new --help)")
     for name in missing:
-        answer = input(f"{_NEW_REQUIRED[name]}: ").strip()
-        setattr(args, name, _date(answer) if name == "date" else answer)
+        setattr(args, name, _ask(name))
+
+
+#: How long ``new`` and ``chapter`` wait for another initdocs command to finish writing.
+LOCK_TIMEOUT = 10.0
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_SLUG_MAX = 60
+#: The names of chapter files, as a regular expression (their leftover temporary files go).
+_CHAPTER_NAMES = r"\d{2}-[a-z0-9-]+\.md"
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse a bad ``--number`` or ``--slug`` before anything is read or written."""
+    if args.number is not None and args.number < 1:
+        raise UsageError(
+            f"--number {args.number} is not a session number: sessions count from 1 "
+            "(leave --number out for the next free one)"
+        )
+    if args.slug is None:
+        return
+    shown = args.slug if len(args.slug) <= 30 else args.slug[:30] + "..."
+    if len(args.slug) > _SLUG_MAX:
+        raise UsageError(
+            f"--slug {shown!r} is {len(args.slug)} characters long; keep it to at most "
+            f"{_SLUG_MAX}, e.g. --slug resnet"
+        )
+    if not _SLUG.fullmatch(args.slug):
+        raise UsageError(
+            f"--slug {shown!r}: use lower-case letters and digits, words joined by single "
+            "hyphens, e.g. --slug squeeze-excitation"
+        )
+
+
+def _os_problem(exc: OSError) -> tuple[str, str]:
+    """What went wrong writing a file, and what to do about it, for an error message."""
+    path = Path(exc.filename) if exc.filename else None
+    where = f"{_shown(path)}: " if path else ""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"{where}no space left on the disk", "free some space, then run the same command"
+    if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+        folder = _shown(path.parent) if path else "the book's folders"
+        return (
+            f"{where}not allowed to write here (a read-only folder or file system?)",
+            f"make {folder} writable, or work in a copy you can write to",
+        )
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{where}the file name is too long for this file system", "choose a shorter --slug"
+    if exc.errno == errno.ELOOP and path:
+        return f"{_shown(path)} is a symbolic link where initdocs keeps a file", "remove the link"
+    return f"{where}{exc.strerror or exc}", "fix that, then run the same command again"
+
+
+def _refusal(exc: OSError) -> UsageError:
+    """The refusal for an error that came before any of the user's files changed."""
+    problem, advice = _os_problem(exc)
+    return UsageError(f"{problem}; nothing was changed. To go on: {advice}")
+
+
+@contextmanager
+def _writing(repo: Repository) -> Iterator[None]:
+    """Hold the records' lock for the block, first clearing what killed commands left behind.
+
+    The lock file, ``.sessions.toml.lock``, lies beside the file the records really are in (a
+    symlinked ``docs/sessions.toml`` is followed) and exists only while a command holds it.
+    """
+    records = Path(os.path.realpath(repo.records))
+    crash_point("before-lock")
+    try:
+        with exclusive_lock(records.with_name(f".{records.name}.lock"), LOCK_TIMEOUT):
+            crash_point("after-lock")
+            remove_leftovers(records.parent, re.escape(records.name))
+            remove_leftovers(repo.chapters_dir, _CHAPTER_NAMES)
+            yield
+    except LockTimeout:
+        raise UsageError(
+            f"another initdocs command is writing {repo.records.relative_to(repo.root)}; try again"
+        ) from None
+
+
+def _load_for_writing(repo: Repository) -> tuple[bytes, Sessions]:
+    """The records' bytes, exactly, and the sessions they hold."""
+    try:
+        return repo.records.read_bytes(), load_sessions(repo.records)
+    except SessionRecordError as exc:
+        raise UsageError(f"fix the existing records first:\n{exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"fix the existing records first:\n{_shown(repo.records)}: not UTF-8 text; save "
+            "the file with UTF-8 encoding"
+        ) from None
+
+
+def _chapter_name(args: argparse.Namespace, number: int) -> str:
+    return f"{number:02d}-{args.slug or slugify(args.paper)}"
+
+
+def _earlier_run(args: argparse.Namespace, sessions: Sessions, raw: bytes) -> Session | None:
+    """The session that an earlier run of this very command recorded, if there is one.
+
+    Its record must be exactly the one this command would write; then rerunning the command
+    finishes that run (a ``kill -9`` can stop ``new`` between the record and the chapter).
+    """
+    same_day = next((s for s in sessions if s.date == args.date), None)
+    if same_day is None or args.number not in (None, same_day.number):
+        return None
+    chapter = _chapter_name(args, same_day.number)
+    wanted = tomllib.loads(_record(args, same_day.number, chapter))["session"][0]
+    records = tomllib.loads(raw.decode("utf-8"))["session"]
+    recorded = next(r for r in records if r.get("number") == same_day.number)
+    return same_day if recorded == wanted else None
+
+
+def _next_steps(args: argparse.Namespace, repo: Repository, chapter_path: Path) -> None:
+    print(
+        "next: add the BibTeX entry "
+        f"'{args.key}' to references.bib, replace every [[write: ...]] in the chapter, then "
+        f"run: initdocs check {chapter_path.relative_to(repo.root)}"
+    )
+
+
+def _finish_earlier_run(args: argparse.Namespace, repo: Repository, session: Session) -> int:
+    path = repo.chapters_dir / f"{session.chapter}.md"
+    shown = path.relative_to(repo.root)
+    if os.path.lexists(path):
+        print(
+            f"nothing to do: session {session.number} is already in "
+            f"{repo.records.relative_to(repo.root)} and {shown} exists, as this command "
+            "would make them"
+        )
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write(path, render_template(session), exclusive=True)
+    except OSError as exc:
+        raise _refusal(exc) from None
+    args.written = True
+    print(
+        f"completed an interrupted initdocs new: session {session.number} was already in "
+        f"{repo.records.relative_to(repo.root)}; created {shown}"
+    )
+    _next_steps(args, repo, path)
+    return 0
 
 
 def cmd_new(args: argparse.Namespace) -> int:
     repo = _repository(args)
+    _check_options(args)
     _ask_missing(args)
     try:
-        sessions = load_sessions(repo.records)
-    except SessionRecordError as exc:
-        raise UsageError(f"fix the existing records first:\n{exc}") from None
+        with _writing(repo):
+            return _new(args, repo)
+    except BrokenPipeError:  # printing the report: main says so
+        raise
+    except OSError as exc:  # raised before anything was written: _new reports later ones
+        raise _refusal(exc) from None
+
+
+def _new(args: argparse.Namespace, repo: Repository) -> int:
+    """``initdocs new`` while holding the lock: check everything, then write."""
+    raw, sessions = _load_for_writing(repo)
+    earlier = _earlier_run(args, sessions, raw)
+    if earlier is not None:
+        return _finish_earlier_run(args, repo, earlier)
     numbers = {s.number for s in sessions}
     number = args.number or max(numbers, default=0) + 1
     if number in numbers:
@@ -156,16 +349,15 @@ def cmd_new(args: argparse.Namespace) -> int:
             f"session {same_day.number} ({same_day.paper}) is already on "
             f"{args.date}; one session per date"
         )
-    chapter = f"{number:02d}-{args.slug or slugify(args.paper)}"
+    chapter = _chapter_name(args, number)
     chapter_path = repo.chapters_dir / f"{chapter}.md"
-    if chapter_path.exists():
+    if os.path.lexists(chapter_path):  # lexists: a dangling symlink is taken too
         raise UsageError(
             f"{chapter_path} already exists and initdocs new never overwrites; "
             "edit it, or choose another --slug"
         )
 
-    old = repo.records.read_text(encoding="utf-8")
-    new = old.rstrip("\n") + "\n\n" + _record(args, number, chapter)
+    new = raw.decode("utf-8").rstrip("\n") + "\n\n" + _record(args, number, chapter)
     with tempfile.TemporaryDirectory() as tmp:  # validate the result before touching anything
         trial = Path(tmp) / "sessions.toml"
         trial.write_text(new, encoding="utf-8")
@@ -177,36 +369,77 @@ def cmd_new(args: argparse.Namespace) -> int:
                 "the new record would be invalid, nothing was written:\n"
                 + "\n".join(map(str, problems))
             ) from None
+    assert session is not None
 
+    made_folder = not chapter_path.parent.is_dir()
     chapter_path.parent.mkdir(parents=True, exist_ok=True)
-    with chapter_path.open("x", encoding="utf-8") as handle:  # "x": fail rather than overwrite
-        handle.write(render_template(session))
     try:
-        temporary = repo.records.with_name(repo.records.name + ".tmp")
-        temporary.write_text(new, encoding="utf-8")
-        os.replace(temporary, repo.records)
-    except OSError:
-        chapter_path.unlink()
+        # Both files go to disk first, so a full disk or a read-only folder stops here.
+        with (
+            StagedFile(
+                chapter_path, render_template(session), exclusive=True, label="chapter"
+            ) as staged_chapter,
+            StagedFile(repo.records, new, label="record") as staged_record,
+        ):
+            staged_record.commit()
+            crash_point("after-record")
+            _commit_chapter(staged_chapter, repo, raw, number)
+            crash_point("after-chapter")
+    except BaseException:
+        if made_folder:
+            with suppress(OSError):
+                chapter_path.parent.rmdir()
         raise
+    args.written = True
     print(
         f"created {chapter_path.relative_to(repo.root)} and session {number} in "
         f"{repo.records.relative_to(repo.root)}"
     )
-    print(
-        "next: add the BibTeX entry "
-        f"'{args.key}' to references.bib, replace every [[write: ...]] in the chapter, then "
-        f"run: initdocs check {chapter_path.relative_to(repo.root)}"
-    )
+    _next_steps(args, repo, chapter_path)
     return 0
+
+
+def _commit_chapter(staged: StagedFile, repo: Repository, raw: bytes, number: int) -> None:
+    """Put the new chapter in place; if that fails, put back the records as they were."""
+    try:
+        staged.commit()
+    except BaseException as exc:
+        try:
+            atomic_write(repo.records, raw)
+        except OSError:
+            if not isinstance(exc, OSError):
+                raise
+            outcome = (
+                f"session {number} is in {repo.records.relative_to(repo.root)} but its "
+                "chapter was not written, and putting back the records failed too"
+            )
+            advice = "fix that, then run the same command again: it writes just the chapter"
+            problem = _os_problem(exc)[0]
+            raise UsageError(f"{problem}; {outcome}. To go on: {advice}") from None
+        if isinstance(exc, FileExistsError):
+            raise UsageError(
+                f"{staged.target} appeared while initdocs new was writing, and it never "
+                "overwrites; nothing was changed. Edit that file, or choose another --slug"
+            ) from None
+        if isinstance(exc, OSError):
+            raise _refusal(exc) from None
+        raise
 
 
 def cmd_chapter(args: argparse.Namespace) -> int:
     """Create the chapter of a session that already has a record (sessions 2 to 11, say)."""
     repo = _repository(args)
     try:
-        sessions = load_sessions(repo.records)
-    except SessionRecordError as exc:
-        raise UsageError(f"fix the records first:\n{exc}") from None
+        with _writing(repo):
+            return _chapter(args, repo)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _refusal(exc) from None
+
+
+def _chapter(args: argparse.Namespace, repo: Repository) -> int:
+    _, sessions = _load_for_writing(repo)
     session = next((s for s in sessions if s.number == args.number), None)
     if session is None:
         raise UsageError(
@@ -215,21 +448,23 @@ def cmd_chapter(args: argparse.Namespace) -> int:
     path = repo.chapters_dir / f"{session.chapter}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with path.open("x", encoding="utf-8") as handle:  # "x": fail rather than overwrite
-            handle.write(render_template(session))
+        atomic_write(path, render_template(session), exclusive=True)
     except FileExistsError:
         raise UsageError(
             f"{_shown(path)} already exists and is never overwritten; edit it"
         ) from None
+    args.written = True
     print(f"created {_shown(path)} for session {session.number} ({session.paper})")
     print(f"next: replace every [[write: ...]] in it, then run: initdocs check {_shown(path)}")
     return 0
 
 
 def _shown(path: Path) -> Path:
-    """``path`` relative to the current folder when it lies inside it, as people type paths."""
+    """``path`` relative to the current folder when it lies inside it, as people type paths.
+
+    A symlink is shown by its own name, not by the name of the file it points to."""
     try:
-        return path.resolve().relative_to(Path.cwd().resolve())
+        return (path.parent.resolve() / path.name).relative_to(Path.cwd().resolve())
     except ValueError:
         return path
 
@@ -253,6 +488,11 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         sessions = load_sessions(repo.records)
     except SessionRecordError as exc:
         print(exc, file=sys.stderr)
+        return 1
+    except UnicodeDecodeError:
+        print(
+            f"{_shown(repo.records)}: not UTF-8 text; save it with UTF-8 encoding", file=sys.stderr
+        )
         return 1
     rows = []
     for s in sessions:
@@ -366,13 +606,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(message: str) -> None:
+    """Print ``message`` to standard error, unless that is a closed pipe too."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        _to_devnull(sys.stderr)
+
+
+def _to_devnull(stream: object) -> None:
+    """Point ``stream``'s file descriptor at the null device, so that Python's final flush of a
+    closed pipe neither fails nor prints a traceback at exit."""
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (e.g. captured by a test): nothing is flushed to a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    prefix = f"initdocs {args.command}"
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is reported below, not at exit
+        return code
     except UsageError as exc:
-        print(f"initdocs {args.command}: {exc}", file=sys.stderr)
+        _say(f"{prefix}: {exc}")
+        return 2
+    except BrokenPipeError:  # e.g. initdocs sessions | head -1: the reader stopped reading
+        _to_devnull(sys.stdout)
+        done = "; the files were written" if getattr(args, "written", False) else ""
+        _say(f"{prefix}: standard output was closed early, the rest of it was dropped{done}")
+        return 2
+    except KeyboardInterrupt:
+        done = "; the files were written" if getattr(args, "written", False) else ""
+        _say(f"{prefix}: interrupted{done}")
+        return 130
+    except OSError as exc:  # e.g. a file that cannot be read
+        where = f"{_shown(Path(exc.filename))}: " if exc.filename else ""
+        _say(f"{prefix}: {where}{exc.strerror or exc}")
         return 2
 
 
