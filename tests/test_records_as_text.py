@@ -211,8 +211,14 @@ def test_addresses_are_http_and_matched_whole(tmp_path, url, message, field):
             "session 12: field 'paper_url' must be one line of text",
         ),
         ("--video", "javascript:alert(1)", "session 12: field 'video' must be a web address"),
+        (
+            "--paper",
+            "ResNet\x7f",
+            "session 12: field 'paper' must be one line of text, but character 7 is a control "
+            "character (U+007F)",
+        ),
     ],
-    ids=["title-fence", "topic-ansi", "presenter-blank", "url-newline", "video-javascript"],
+    ids=["title-fence", "topic-ansi", "presenter-blank", "url-newline", "video-javascript", "del"],
 )
 def test_new_refuses_hostile_text_and_writes_nothing(repo, capsys, option, value, message):  # noqa: F811
     before = snapshot(repo)
@@ -448,3 +454,18 @@ def test_the_books_records_are_all_accepted_and_unchanged():
     before = RECORDS.read_bytes()
     assert len(load_sessions(RECORDS, BIB)) == 11
     assert RECORDS.read_bytes() == before
+
+
+def test_sessions_listing_never_prints_an_escape_from_the_records(repo, capsys):  # noqa: F811
+    records = repo.records
+    text = records.read_text(encoding="utf-8").replace(
+        'name = "Jayson Cunanan"', 'name = "\\u001b]0;pwned\\u0007\\u001b[2JJayson"'
+    )
+    records.write_text(text, encoding="utf-8")
+    before = snapshot(repo)
+    for args in (("sessions",), ("sessions", "--json")):
+        code, out, err = run(repo, capsys, *args)
+        assert code == 1 and out == ""
+        assert "session 1: field 'presenter' name must be one line of text" in err
+        assert "\x1b" not in err and "\x07" not in err
+    assert snapshot(repo) == before

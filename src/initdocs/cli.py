@@ -75,7 +75,9 @@ def slugify(text: str, max_length: int = 40) -> str:
 
 
 def _toml_string(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    """``value`` as a TOML basic string: JSON's escapes, plus DEL, which JSON leaves raw and
+    TOML forbids (so the records check, not the TOML reader, explains a control character)."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _record(args: argparse.Namespace, number: int, chapter: str) -> str:
