@@ -181,7 +181,7 @@ def test_no_page_shows_an_unexpanded_substitution(html):
 
 def test_home_page_names_its_commit_and_version(html):
     text = " ".join(soup(html, "index.html").get_text().split())
-    match = re.search(r"Each page was built from commit (\S+) of the book's repository", text)
+    match = re.search(r"Each page was built from commit (\S+) of the book.s repository", text)
     assert match, "the home page says which commit it was built from"
     assert re.fullmatch(r"[0-9a-f]{10}(\+dirty)?|unknown", match.group(1)), match.group(1)
     assert f"version {__version__}." in text
