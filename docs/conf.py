@@ -59,19 +59,9 @@ html_baseurl = os.environ.get(
 
 extensions = [
     "myst_nb",  # registers myst_parser itself
-    "sphinxcontrib.bibtex",
     "sphinx_design",
     "sphinx_copybutton",
-    "initdocs.sphinxext",
-    "initdocs.book.calendar",
-    "initdocs.book.citation",
-    "initdocs.book.sessionmap",
-    "sphinxext.opengraph",
-    "initdocs.book.notebooks",
-    "initdocs.book.page_meta",
-    "initdocs.book.mathjax",  # MathJax 3 from an installed package: math renders offline
-    "initdocs.book.weight",  # pages without the theme's 1.5 MB icon script
-    "initdocs.book.a11y",
+    "initdocs.book",  # the book's own extension; sets up sphinxcontrib-bibtex and opengraph
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints"]
 nitpicky = True

@@ -10,9 +10,9 @@ import pytest
 from conftest import BIB, DOCS, RECORDS
 from pybtex.database import parse_file, parse_string
 
-from initdocs.bibliography import check_bibtex, entry_source, parse_bibtex
-from initdocs.cli import main
-from initdocs.sessions import load_sessions
+from initdocs.book.bibtex import check_bibtex, entry_source, parse_bibtex
+from initdocs.book.cli import main
+from initdocs.book.records import load_sessions
 
 CITE = re.compile(r"\{(?:foot)?cite(?::\w+)?\}`([^`]+)`")
 

@@ -11,8 +11,8 @@ from bs4 import BeautifulSoup
 from conftest import BIB, BUILD, CHAPTERS, DOCS, RECORDS
 
 from initdocs import __version__
-from initdocs.bibliography import parse_bibtex
-from initdocs.sessions import load_sessions
+from initdocs.book.bibtex import parse_bibtex
+from initdocs.book.records import load_sessions
 
 NAMES = [p.stem for p in CHAPTERS]
 

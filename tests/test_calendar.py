@@ -11,7 +11,7 @@ from bs4 import BeautifulSoup
 from conftest import RECORDS
 
 from initdocs.book.calendar import calendar, escape_text, fold
-from initdocs.sessions import load_sessions
+from initdocs.book.records import load_sessions
 
 BASE_URL = "https://example.org/book/"
 

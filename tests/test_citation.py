@@ -23,7 +23,7 @@ from pybtex.database import BibliographyData, parse_file, parse_string
 from pybtex.plugin import find_plugin
 
 from initdocs.book.citation import BookCitation
-from initdocs.sessions import load_sessions
+from initdocs.book.records import load_sessions
 
 CFF = ROOT / "CITATION.cff"
 SCHEMA = Path(__file__).parent / "data" / "citation-file-format-1.2.0.schema.json"

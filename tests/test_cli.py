@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import BIB, DOCS, RECORDS, ROOT
 
-from initdocs.check import Repository, check_paths
-from initdocs.cli import main, slugify
+from initdocs.book.check import check_paths
+from initdocs.book.cli import main, slugify
+from initdocs.book.files import Repository
 
 XCEPTION = DOCS / "sessions" / "01-xception.md"
 NEW = [
@@ -378,7 +379,7 @@ def test_root_without_records_is_a_usage_error(tmp_path, capsys):
 
 def test_console_script_is_declared():
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert 'initdocs = "initdocs.cli:main"' in text
+    assert 'initdocs = "initdocs.book.cli:main"' in text
 
 
 def test_chapter_for_an_existing_record(repo, capsys):

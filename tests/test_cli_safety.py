@@ -27,10 +27,10 @@ from conftest import BIB, DOCS, RECORDS
 from test_cli import NEW, run, snapshot
 
 from initdocs import cli
+from initdocs.book.cli import main
+from initdocs.book.files import Repository
+from initdocs.book.records import load_sessions
 from initdocs.book.safe_files import atomic_write, exclusive_lock
-from initdocs.check import Repository
-from initdocs.cli import main
-from initdocs.sessions import load_sessions
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LOCK = ".sessions.toml.lock"
@@ -90,7 +90,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def command(repo: Repository, *args: str) -> list[str]:
-    return [sys.executable, "-m", "initdocs.cli", "--root", str(repo.root), *args]
+    return [sys.executable, "-m", "initdocs.book.cli", "--root", str(repo.root), *args]
 
 
 # -- options refused before anything is read or written -------------------------------------
@@ -465,7 +465,7 @@ def test_a_waiting_command_reads_the_records_again_once_it_has_the_lock(repo, ca
 RACER = """
 import contextlib, io, json, sys, time
 from pathlib import Path
-from initdocs.cli import main
+from initdocs.book.cli import main
 
 control, name = Path(sys.argv[1]), sys.argv[2]
 rounds = json.loads((control / f"{name}.json").read_text())

@@ -53,7 +53,7 @@ def make_project(tmp_path: Path, chapters: dict[str, str]) -> Path:
     (src / "conf.py").write_text(
         "from pathlib import Path\n"
         "from initdocs.book.kernels import prepare_kernels\n"
-        'extensions = ["myst_nb", "initdocs.sphinxext"]\n'
+        'extensions = ["myst_nb", "initdocs.book.execution", "initdocs.book.directives"]\n'
         f"initdocs_sessions_file = {str(RECORDS)!r}\n"
         'nb_execution_mode = "cache"\n'
         "nb_execution_raise_on_error = True\n"

@@ -21,8 +21,8 @@ from test_cli import NEW, repo, run, snapshot  # noqa: F401  (repo is a fixture)
 from test_sphinxext import CHAPTER, INDEX, build
 
 from initdocs.book.calendar import calendar, escape_text
-from initdocs.chapters import render_template
-from initdocs.sessions import SessionRecordError, load_sessions
+from initdocs.book.chapters import render_template
+from initdocs.book.records import SessionRecordError, load_sessions
 
 #: The fields that hold free text, and where each sits in a record.
 TEXT_FIELDS = ("topic", "paper", "title", "presenter", "label")

@@ -13,9 +13,9 @@ import pytest
 from bs4 import BeautifulSoup
 from conftest import BIB, RECORDS
 
-from initdocs.bibliography import parse_bibtex
+from initdocs.book.bibtex import parse_bibtex
+from initdocs.book.records import SessionRecordError, load_sessions
 from initdocs.book.sessionmap import Work, layout, render_svg, session_id, work_id
-from initdocs.sessions import SessionRecordError, load_sessions
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import RECORDS
 
-from initdocs.sessions import SessionRecordError, load_sessions
+from initdocs.book.records import SessionRecordError, load_sessions
 
 GOOD = """\
 start_time = 17:00:00

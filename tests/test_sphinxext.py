@@ -13,10 +13,10 @@ from pybtex.database import parse_string
 from sphinx.errors import ConfigError
 from sphinx.testing.util import SphinxTestApp
 
-from initdocs.bibliography import entry_source
+from initdocs.book.bibtex import entry_source
 
 CONF = f"""
-extensions = ["myst_nb", "sphinxcontrib.bibtex", "initdocs.sphinxext"]
+extensions = ["myst_nb", "sphinxcontrib.bibtex", "initdocs.book.directives"]
 nb_execution_mode = "off"
 myst_enable_extensions = ["colon_fence", "fieldlist"]
 bibtex_bibfiles = [{str(BIB)!r}]
@@ -107,7 +107,7 @@ def check_failure_of_the_book(tmp_path, edit) -> tuple[Path, str]:
     """
     from conftest import DOCS
 
-    from initdocs.sphinxext import ChapterCheckError
+    from initdocs.book.directives import ChapterCheckError
 
     docs = tmp_path / "docs"
     shutil.copytree(DOCS, docs, ignore=shutil.ignore_patterns("_build"))
@@ -148,9 +148,9 @@ def test_docs_build_stops_on_an_unknown_citation_key(tmp_path):
 
 
 def test_bibtex_entry_and_session_map_read_the_bibliography_the_same_way(tmp_path):
-    """Both directives read references.bib through initdocs.bibliography."""
+    """Both directives read references.bib through initdocs.book.bibtex."""
     conf = CONF.replace(
-        '"initdocs.sphinxext"]', '"initdocs.sphinxext", "initdocs.book.sessionmap"]'
+        '"initdocs.book.directives"]', '"initdocs.book.directives", "initdocs.book.sessionmap"]'
     )
     page = "# Map\n\n```{session-map}\n```\n\n```{bibtex-entry} sifre2014rigid\n```\n"
     html, _ = build(tmp_path, {"conf.py": conf, "index.md": page})

@@ -1,7 +1,16 @@
-"""The book's own tooling beyond the core Sphinx glue in :mod:`initdocs.sphinxext`.
+"""The book's machinery: everything that builds, checks and extends the book, apart from what
+readers import (the paper modules and the shared helpers in :mod:`initdocs`).
 
-Nothing here is imported by a chapter, so changes here never re-execute a chapter (see
-:mod:`initdocs.book.dependencies`).
+* the session records (:mod:`~initdocs.book.records`), the bibliography
+  (:mod:`~initdocs.book.bibtex`), the chapters' rules and template (:mod:`~initdocs.book.chapters`)
+  and ``initdocs check`` (:mod:`~initdocs.book.check`), found through
+  :mod:`~initdocs.book.files`;
+* the ``initdocs`` command (:mod:`~initdocs.book.cli`);
+* the Sphinx extension ``initdocs.book`` (:func:`setup`), made of the parts below.
+
+Nothing here is imported by a chapter, so a change here never re-executes one (see
+:mod:`initdocs.book.dependencies`). This file imports nothing heavy: the command starts
+without Sphinx or torch.
 """
 
 from __future__ import annotations
@@ -9,9 +18,40 @@ from __future__ import annotations
 from typing import Any
 
 
-def extension_metadata() -> dict[str, Any]:
-    """What each of the book's Sphinx extensions returns from ``setup``: the package version,
-    and that it is safe for parallel reading and writing (``sphinx-build -j``)."""
-    from initdocs import __version__
+def setup(app: Any) -> dict[str, Any]:
+    """The book's one Sphinx extension (``extensions = [..., "initdocs.book"]`` in conf.py).
 
-    return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}
+    Sets its parts up in this order, each after what it needs:
+
+    1. :mod:`~initdocs.book.execution`: smart re-execution, cache checks, failure clean-up;
+    2. :mod:`~initdocs.book.directives`: loads the session records, runs ``initdocs check``,
+       the sessions table, session cards and BibTeX blocks (cards cite through
+       sphinxcontrib-bibtex, set up first);
+    3. :mod:`~initdocs.book.calendar`, :mod:`~initdocs.book.citation`,
+       :mod:`~initdocs.book.sessionmap`: pages and files generated from the records;
+    4. sphinxext-opengraph, then :mod:`~initdocs.book.notebooks` (downloads, launch buttons)
+       and :mod:`~initdocs.book.page_meta` (descriptions it hands to opengraph);
+    5. :mod:`~initdocs.book.mathjax`, :mod:`~initdocs.book.weight`, :mod:`~initdocs.book.a11y`:
+       what each page loads and its accessibility fixes.
+    """
+    from initdocs.book import (
+        a11y,
+        calendar,
+        citation,
+        directives,
+        execution,
+        mathjax,
+        notebooks,
+        page_meta,
+        sessionmap,
+        weight,
+    )
+    from initdocs.book.metadata import extension_metadata
+
+    app.setup_extension("sphinxcontrib.bibtex")
+    for part in (execution, directives, calendar, citation, sessionmap):
+        part.setup(app)
+    app.setup_extension("sphinxext.opengraph")
+    for part in (notebooks, page_meta, mathjax, weight, a11y):
+        part.setup(app)
+    return extension_metadata()

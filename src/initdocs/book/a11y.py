@@ -12,7 +12,7 @@ from typing import Any
 
 from sphinx.application import Sphinx
 
-from initdocs.book import extension_metadata
+from initdocs.book.metadata import extension_metadata
 
 DEPRECATED_ENTRY_ROLE = 'role="doc-biblioentry"'
 LIST_ITEM_ROLE = 'role="listitem"'

@@ -23,8 +23,8 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.osutil import relative_uri
 
-from initdocs.book import extension_metadata
-from initdocs.sessions import Session, Sessions
+from initdocs.book.metadata import extension_metadata
+from initdocs.book.records import Session, Sessions
 
 #: Name of the calendar file at the root of the built book.
 FILENAME = "sessions.ics"
@@ -117,7 +117,7 @@ def calendar(records: Sessions, base_url: str, chapters: Iterable[str] | None = 
     """The iCalendar text of every session in ``records``.
 
     Args:
-        records: the session records (:func:`initdocs.sessions.load_sessions`).
+        records: the session records (:func:`initdocs.book.records.load_sessions`).
         base_url: where the book is published (``html_baseurl``); chapter links start with it.
         chapters: docnames of the chapters in the build; a session whose chapter is not among
             them gets no chapter link. ``None`` links every chapter.
@@ -165,7 +165,6 @@ def _write(app: Sphinx, exception: Exception | None) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    app.setup_extension("initdocs.sphinxext")  # loads the session records
     app.add_directive("sessions-calendar", SessionsCalendar)
     app.connect("build-finished", _write)
     return extension_metadata()

@@ -15,7 +15,7 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-from initdocs.book import extension_metadata
+from initdocs.book.metadata import extension_metadata
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ chapter's source text, statically: the code cells are parsed with :mod:`ast`, th
 ``initdocs`` modules are followed through their own imports (absolute ``initdocs.x`` and
 relative ``.x`` imports, including those inside functions), and every module in that closure
 is hashed. The book puts the result into the notebook as a hidden cell (see
-:mod:`initdocs.sphinxext`), so the cache key changes exactly when a dependency does.
+:mod:`initdocs.book.directives`), so the cache key changes exactly when a dependency does.
 
 Importing ``initdocs.anything`` runs ``initdocs/__init__.py`` first, so that file and what it
 imports belong to every chapter that imports the package at all.

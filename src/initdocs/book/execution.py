@@ -1,4 +1,4 @@
-"""Fast and trustworthy execution of the chapters (a Sphinx extension set up by initdocs.sphinxext).
+"""Fast and trustworthy execution of the chapters (a part of the ``initdocs.book`` extension).
 
 What it does, in the order of a build:
 
@@ -41,9 +41,9 @@ from sphinx.config import Config
 from sphinx.environment import BuildEnvironment
 from sphinx.util import logging
 
-from initdocs.book import extension_metadata
 from initdocs.book.dependencies import chapter_dependencies
 from initdocs.book.images import compress_notebook_images
+from initdocs.book.metadata import extension_metadata
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ConfigError
 
-from initdocs.book import extension_metadata
+from initdocs.book.metadata import extension_metadata
 
 PACKAGE = "sphinx-mathjax-offline"
 COMPONENT = "tex-chtml.js"

@@ -36,7 +36,7 @@ from sphinx.application import Sphinx
 from sphinx.errors import ConfigError
 from sphinx.util import logging
 
-from initdocs.book import extension_metadata
+from initdocs.book.metadata import extension_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -346,7 +346,6 @@ def add_page_buttons(
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("myst_nb")
-    app.setup_extension("initdocs.sphinxext")
     # After sphinx-book-theme's own handlers (priority 501), which build header_buttons.
     app.connect("html-page-context", add_page_buttons, priority=510)
     app.connect("build-finished", write_downloads)

@@ -31,8 +31,8 @@ from sphinx.config import Config
 from sphinx.errors import ConfigError
 from sphinx.util import logging
 
-from initdocs.book import extension_metadata
 from initdocs.book.logo import write_png
+from initdocs.book.metadata import extension_metadata
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``{session-map}``: how the sessions build on each other, drawn from the session records.
 
-Each record's ``builds_on`` field (see :mod:`initdocs.sessions`) names earlier sessions and
+Each record's ``builds_on`` field (see :mod:`initdocs.book.records`) names earlier sessions and
 BibTeX keys of other works. The directive draws them as an inline SVG, written here in plain
 Python: sessions in date order in one column, the other works in a column beside them, and an
 arrow from each session to every work it builds on. Session boxes link to their chapters and
@@ -23,10 +23,10 @@ from pybtex.richtext import Text
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-from initdocs.bibliography import Entry, parse_bibtex
-from initdocs.book import extension_metadata
-from initdocs.sessions import Session, Sessions
-from initdocs.sphinxext import chapter_link
+from initdocs.book.bibtex import Entry, parse_bibtex
+from initdocs.book.directives import chapter_link
+from initdocs.book.metadata import extension_metadata
+from initdocs.book.records import Session, Sessions
 
 __all__ = ["Box", "Edge", "MapLayout", "layout", "render_svg", "setup"]
 
@@ -362,7 +362,6 @@ def _resolve(app: Sphinx, doctree: nodes.document, docname: str) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    app.setup_extension("initdocs.sphinxext")  # the records and the re-read bookkeeping
     app.add_config_value("initdocs_map_bibliography", "bibliography", "env", types=[str])
     app.add_node(session_map)
     app.add_node(work_link)

@@ -16,7 +16,7 @@ from typing import Any
 from markupsafe import Markup
 from sphinx.application import Sphinx
 
-from initdocs.book import extension_metadata
+from initdocs.book.metadata import extension_metadata
 
 FONTAWESOME_SCRIPT = re.compile(
     r"[ \t]*<script\b[^>]*\bsrc=\"[^\"]*_static/scripts/fontawesome\.js[^\"]*\"[^>]*>"

@@ -23,7 +23,7 @@ from pybtex.database.input.bibtex import LowLevelParser, UndefinedMacro, month_n
 from pybtex.scanner import PrematureEOF, PybtexSyntaxError
 from pybtex.utils import CaseInsensitiveDict
 
-from initdocs.sessions import Problem
+from initdocs.book.files import Problem
 
 __all__ = [
     "REQUIRED_FIELDS",

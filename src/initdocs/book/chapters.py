@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from initdocs.sessions import Problem, Session
+from initdocs.book.files import Problem
+from initdocs.book.records import Session
 
 __all__ = ["MARKER", "RUBRIC", "check_chapter", "read_text", "render_template"]
 

@@ -1,7 +1,7 @@
 """The session records: one TOML file that says when each session was, what it read, who presented.
 
 The book's home-page table and every chapter's session card are generated from these records
-(see :mod:`initdocs.sphinxext`), so a fact about a session is written down exactly once.
+(see :mod:`initdocs.book.directives`), so a fact about a session is written down exactly once.
 :func:`load_sessions` checks every record and reports *all* problems at once, each with the
 file, the line, the session and the field, and what to write instead.
 """
@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from initdocs.book.bibtex import parse_bibtex
+from initdocs.book.files import Problem, find_repository
+
 __all__ = [
     "Link",
     "Person",
-    "Problem",
     "Session",
     "SessionRecordError",
     "Sessions",
@@ -122,19 +124,6 @@ class Sessions:
         return dt.datetime.combine(session.date, self.start_time, tzinfo=ZoneInfo(self.timezone))
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the records file."""
-
-    path: Path
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else f"{self.path}"
-        return f"{where}: {self.message}"
-
-
 class SessionRecordError(ValueError):
     """The records file has problems; ``problems`` lists all of them."""
 
@@ -210,15 +199,20 @@ def _check_url(value: Any) -> str | None:
 
 
 def _bibliography_keys(path: Path, bibliography: Path | None) -> set[str] | None:
-    """The keys of ``bibliography``, by default ``references.bib`` beside or above ``path``."""
-    from initdocs.bibliography import parse_bibtex  # it imports this module
-
-    candidates = [bibliography] if bibliography else [path.parent, path.parent.parent]
-    for candidate in candidates:
-        bib = candidate if candidate.suffix == ".bib" else candidate / "references.bib"
-        if bib.is_file():
-            return {entry.key for entry in parse_bibtex(bib)[0]}
-    return None
+    """The keys of ``bibliography``, by default the bibliography of the repository that holds
+    the records at ``path`` (:class:`~initdocs.book.files.Repository`); None if there is none.
+    """
+    if bibliography is None:
+        try:
+            repository = find_repository(path.parent)
+        except FileNotFoundError:
+            return None
+        if repository.records.resolve() != path.resolve():
+            return None
+        bibliography = repository.bibliography
+    if not bibliography.is_file():
+        return None
+    return {entry.key for entry in parse_bibtex(bibliography)[0]}
 
 
 def _check_builds_on(

@@ -33,6 +33,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from initdocs import __version__
+from initdocs.book.chapters import render_template
+from initdocs.book.check import check_paths
+from initdocs.book.files import Problem, Repository, find_repository
+from initdocs.book.records import Session, SessionRecordError, Sessions, load_sessions
 from initdocs.book.safe_files import (
     LockTimeout,
     StagedFile,
@@ -41,9 +45,6 @@ from initdocs.book.safe_files import (
     exclusive_lock,
     remove_leftovers,
 )
-from initdocs.chapters import render_template
-from initdocs.check import Repository, check_paths, find_repository
-from initdocs.sessions import Problem, Session, SessionRecordError, Sessions, load_sessions
 
 __all__ = ["main"]
 

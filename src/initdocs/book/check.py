@@ -1,53 +1,19 @@
 """``initdocs check``: everything a contributor can get wrong, found without building the book.
 
-Used by the command line (:mod:`initdocs.cli`), by the docs build (:mod:`initdocs.sphinxext`)
-and by the tests, so all three apply the same rules.
+Used by the command line (:mod:`initdocs.book.cli`), by the docs build
+(:mod:`initdocs.book.directives`) and by the tests, so all three apply the same rules.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from initdocs.bibliography import check_bibtex, parse_bibtex
-from initdocs.chapters import check_chapter, read_text
-from initdocs.sessions import Problem, SessionRecordError, Sessions, load_sessions
+from initdocs.book.bibtex import check_bibtex, parse_bibtex
+from initdocs.book.chapters import check_chapter, read_text
+from initdocs.book.files import Problem, Repository, find_repository
+from initdocs.book.records import SessionRecordError, Sessions, load_sessions
 
 __all__ = ["Repository", "check_paths", "find_repository"]
-
-
-@dataclass(frozen=True)
-class Repository:
-    """Where the book's files live, from the repository's root."""
-
-    root: Path
-
-    @property
-    def records(self) -> Path:
-        return self.root / "docs" / "sessions.toml"
-
-    @property
-    def bibliography(self) -> Path:
-        return self.root / "references.bib"
-
-    @property
-    def chapters_dir(self) -> Path:
-        return self.root / "docs" / "sessions"
-
-    def chapters(self) -> list[Path]:
-        return sorted(self.chapters_dir.glob("[0-9][0-9]-*.md"))
-
-
-def find_repository(start: Path | None = None) -> Repository:
-    """The nearest folder at or above ``start`` with ``docs/sessions.toml`` in it."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "docs" / "sessions.toml").is_file():
-            return Repository(folder)
-    raise FileNotFoundError(
-        f"no docs/sessions.toml in {here} or above it: run initdocs inside the book's "
-        "repository, or pass --root"
-    )
 
 
 def _load(repo: Repository) -> tuple[Sessions | None, set[str], list[Problem]]:

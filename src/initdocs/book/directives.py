@@ -1,6 +1,6 @@
 """Sphinx glue for the book: session pages generated from the records, and honest caching.
 
-Used from ``docs/conf.py`` (``extensions = [..., "initdocs.sphinxext"]``). It adds:
+Used from ``docs/conf.py`` (``extensions = [..., "initdocs.book.directives"]``). It adds:
 
 * ``{sessions-table}``: the home page's table of all sessions, newest first, each row linking
   to its chapter once ``docs/sessions/<chapter>.md`` exists;
@@ -28,9 +28,9 @@ from sphinx.errors import ConfigError, SphinxError
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from initdocs.bibliography import entry_source
-from initdocs.book import extension_metadata
-from initdocs.sessions import Session, SessionRecordError, Sessions, load_sessions
+from initdocs.book.bibtex import entry_source
+from initdocs.book.metadata import extension_metadata
+from initdocs.book.records import Session, SessionRecordError, Sessions, load_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -283,7 +283,8 @@ def _check_chapters(app: Sphinx) -> None:
     """Run ``initdocs check`` on the whole book before anything is read or executed."""
     if not app.config.initdocs_check:
         return
-    from initdocs.check import check_paths, find_repository
+    from initdocs.book.check import check_paths
+    from initdocs.book.files import find_repository
 
     repo = find_repository(Path(app.confdir))
     only = app.config.initdocs_check_only
@@ -302,7 +303,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("initdocs_sessions_file", "sessions.toml", "env", types=[str])
     app.add_config_value("initdocs_check", False, "env", types=[bool])
     app.add_config_value("initdocs_check_only", [], "env", types=[list])
-    app.setup_extension("initdocs.book.execution")
     app.add_directive("sessions-table", SessionsTable)
     app.add_directive("session-card", SessionCard)
     app.add_directive("bibtex-entry", BibtexEntry)
