@@ -44,7 +44,7 @@ _PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
 #: Parts whose prose describes the chapter's own runs: a number there must come from the code.
 EXPERIMENT_PARTS = ("A small experiment",)
 #: A typed result: a decimal (0.858, 9.1) or a percentage (98%, 2.5 %), not inside a word.
-_TYPED_NUMBER = re.compile(r"(?<![\w.])(?:\d+\.\d+|\d+(?:\.\d+)?\s?%)(?![\w])")
+_TYPED_NUMBER = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?\s?%|\d+\.\d+)(?![\w])")
 #: What may hold a number without typing a result: inline code, roles (glue, cite, eq, ...),
 #: inline and display math, and link targets.
 _NOT_PROSE = re.compile(r"\{[\w:-]+\}`[^`]*`|`[^`]*`|\$\$.*?\$\$|\$[^$]+\$|\]\([^)]*\)")
