@@ -4,6 +4,7 @@ a non-zero exit, and nothing written."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -124,8 +125,8 @@ def test_new_with_builds_on_records_sessions_and_keys(repo, capsys):
     assert rows[6]["builds_on"][0] == 6  # ViT builds on the Transformer
 
 
-def test_template_filled_in_passes(repo, capsys):
-    """Replacing every marker (here mechanically) is all a new chapter needs to pass."""
+def filled_in_chapter(repo, capsys) -> Path:
+    """A new chapter from ``initdocs new`` with every marker replaced (mechanically)."""
     run(repo, capsys, *NEW)
     chapter = repo.chapters_dir / "12-resnet.md"
     text = chapter.read_text(encoding="utf-8")
@@ -134,11 +135,62 @@ def test_template_filled_in_passes(repo, capsys):
         " what the chapter shows]]",
         "Session 12 of MLT __init__: residual learning, with code you can run on a CPU.",
     )
-    import re
-
     text = re.sub(r"\[\[write:[^\]]*\]\]", "Text written by the contributor.", text)
     text = text.replace("Text written by the contributor.", "See {cite:p}`he2016deep`.", 1)
     chapter.write_text(text, encoding="utf-8")
+    return chapter
+
+
+def test_template_filled_in_passes(repo, capsys):
+    """Replacing every marker is all a new chapter needs to pass."""
+    chapter = filled_in_chapter(repo, capsys)
+    code, out, _ = run(repo, capsys, "check", str(chapter))
+    assert (code, out) == (0, "")
+
+
+#: Sentences about the chapter's own run, and the numbers check finds typed in them.
+TYPED_RESULTS = {
+    "decimal": ("The separable net reaches 0.858 against 0.833.", ["'0.858'", "'0.833'"]),
+    "one-decimal-gap": ("The gap is 9.1 points.", ["'9.1'"]),
+    "percentage": ("Pruning 40% of the filters costs 2.5 % accuracy.", ["'40%'", "'2.5 %'"]),
+    "in-a-list": ("- the CRF raises mIoU from 0.847 to 0.873", ["'0.847'", "'0.873'"]),
+}
+#: Where a number may stand in the experiment: inserted, code, math, a role, a link target.
+NOT_TYPED = (
+    "It reaches {glue:text}`rn_acc:.3f` ({glue:text}`rn_pct:.1f`%), with `lr=0.1`, "
+    "$\\alpha = 0.2$, {eq}`eq-0.5` and [a link](https://example.org/v1.5/)."
+)
+
+
+@pytest.mark.parametrize("case", sorted(TYPED_RESULTS))
+def test_check_finds_numbers_typed_in_the_experiment(repo, capsys, case):
+    sentence, numbers = TYPED_RESULTS[case]
+    chapter = filled_in_chapter(repo, capsys)
+    edit(chapter, "## A small experiment\n", f"## A small experiment\n\n{sentence}\n")
+    before = snapshot(repo)
+    code, out, _ = run(repo, capsys, "check", str(chapter))
+    assert code == 1
+    line = line_of(chapter, sentence)
+    assert [ln.split(" is typed")[0] for ln in out.splitlines()] == [
+        f"{chapter}:{line}: {number}" for number in numbers
+    ]
+    assert "glue" in out and "'## Results in the paper'" in out
+    assert snapshot(repo) == before
+
+
+def test_check_finds_a_number_typed_in_an_alt_text(repo, capsys):
+    chapter = filled_in_chapter(repo, capsys)
+    edit(chapter, 'alt: "Text written by the contributor."', 'alt: "Accuracy rises to 0.97."')
+    code, out, _ = run(repo, capsys, "check", str(chapter))
+    assert code == 1
+    assert out.startswith(f"{chapter}:") and "'0.97' is typed in '## A small experiment'" in out
+
+
+def test_check_accepts_inserted_numbers_and_numbers_outside_the_experiment(repo, capsys):
+    chapter = filled_in_chapter(repo, capsys)
+    edit(chapter, "## A small experiment\n", f"## A small experiment\n\n{NOT_TYPED}\n")
+    for part in ("## Method\n", "## Results in the paper\n", "## Further reading\n"):
+        edit(chapter, part, f"{part}\nThe paper reports 76.3% and 0.858 (Table 3).\n")
     code, out, _ = run(repo, capsys, "check", str(chapter))
     assert (code, out) == (0, "")
 

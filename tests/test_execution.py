@@ -4,6 +4,7 @@ clear message and nothing stale or half-built left in the HTML output."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from conftest import RECORDS
 from sphinx.testing.util import SphinxTestApp
 
@@ -259,3 +261,41 @@ def test_an_interrupted_build_is_completed_by_the_next(tmp_path):
     assert "one 2" in page(out, "01-x").read_text(encoding="utf-8")
     assert "two 2" in page(out, "02-y").read_text(encoding="utf-8")
     assert not (out / "doctrees" / MARKER).exists()
+
+
+def test_glued_numbers_follow_the_code_and_a_false_claim_stops_the_build(tmp_path):
+    """The pattern every chapter follows: a number in the prose is glued by the cell that
+    computes it, so it changes with the code; a claim is asserted, so a flipped result fails."""
+    cell = (
+        "from myst_nb import glue\n"
+        "accuracy = {a}\n"
+        'assert accuracy > 0.5, "the prose says: better than chance"\n'
+        'glue("x_acc", accuracy, display=False)'
+    )
+    prose = "The net reaches {glue:text}`x_acc:.3f`, better than chance."
+    src = make_project(tmp_path, {})
+    (src / "index.md").write_text("# Book\n\n```{toctree}\n\nsessions/01-x\n```\n")
+    write_chapter(src, "01-x", cell.format(a="0.8561"), prose)
+    out = tmp_path / "out"
+    code, log = sphinx_build(src, out)
+    assert code == 0, log
+    text = " ".join(
+        BeautifulSoup(page(out, "01-x").read_text("utf-8"), "html.parser").get_text().split()
+    )
+    assert "The net reaches 0.856, better than chance." in text
+
+    write_chapter(src, "01-x", cell.format(a="0.9049"), prose)  # the code changed
+    code, log = sphinx_build(src, out)
+    assert code == 0, log
+    text = " ".join(
+        BeautifulSoup(page(out, "01-x").read_text("utf-8"), "html.parser").get_text().split()
+    )
+    assert "The net reaches 0.905, better than chance." in text
+
+    write_chapter(src, "01-x", cell.format(a="0.31"), prose)  # the claim no longer holds
+    code, log = sphinx_build(src, out)
+    assert code != 0
+    log = re.sub(r"\x1b\[[0-9;]*m", "", log)  # the traceback is coloured
+    assert "AssertionError: the prose says: better than chance" in log
+    assert "sessions/01-x.md failed to execute" in log
+    assert not page(out, "01-x").exists()  # the false sentence is not published

@@ -106,6 +106,23 @@ def test_soft_pruner_zeroes_int_n_rate_filters_per_layer_and_leaves_bn(criterion
     assert model.fc.weight.abs().min() > 0  # the classifier is not pruned
 
 
+def test_reselected_counts_filters_chosen_at_two_steps_in_a_row():
+    torch.manual_seed(0)
+    model = resnet_cifar(8)
+    pruner = SoftFilterPruner(model, 0.5, "norm")
+    pruner.step()
+    assert pruner.reselected == []  # nothing to compare with at the first step
+    pruner.step()  # the zeroed filters have the smallest norm: the same choice again
+    assert pruner.reselected == [1.0]
+    first = {name: set(index.tolist()) for name, index in pruner.pruned.items()}
+    with torch.no_grad():
+        for name, conv in pruner.convs.items():  # regrow the pruned filters past all others
+            conv.weight[pruner.pruned[name]] = 10.0
+    pruner.step()
+    assert pruner.reselected[-1] == 0.0
+    assert all(not first[name] & set(index.tolist()) for name, index in pruner.pruned.items())
+
+
 def test_pruner_counts_follow_the_authors_int():
     pruner = SoftFilterPruner(nn.Conv2d(1, 1, 1), 0.4)
     assert [pruner.n_prune(n) for n in (16, 32, 64)] == [6, 12, 25]
@@ -179,8 +196,9 @@ def test_recalibration_and_soft_prune_training_run_and_keep_masks():
     )
     torch.manual_seed(0)
     model = resnet_cifar(8, in_channels=1)
-    accuracies = soft_prune_train(model, data, 0.5, "fpgm", epochs=2)
-    assert len(accuracies) == 3 and all(0.0 <= a <= 1.0 for a in accuracies)
+    run = soft_prune_train(model, data, 0.5, "fpgm", epochs=2)
+    assert len(run.accuracies) == 3 and all(0.0 <= a <= 1.0 for a in run.accuracies)
+    assert len(run.reselected) == 2 and all(0.0 <= r <= 1.0 for r in run.reselected)
     zero = (model.stem[0].weight.reshape(16, -1) == 0).all(dim=1)
     assert int(zero.sum()) == 8
     # After recalibration a zeroed channel's batch-norm mean is exactly 0.

@@ -204,6 +204,26 @@ def test_decoder_sees_the_summary_at_every_step():
     assert (logits_a - logits_b).abs().max() > 1e-4
 
 
+def test_decoder_candidate_is_groundhogs_not_the_appendix_form():
+    """Candidate tanh(W'e + C c + U'(r' * h')), not Appendix A's tanh(W'e + r' * [U'h' + C c])."""
+    torch.manual_seed(6)
+    decoder = _tiny().decoder
+    cell, E, H = decoder.cell, 8, 12
+    e, c, h = torch.randn(3, E), torch.randn(3, 12), torch.randn(3, H)
+    with torch.no_grad():
+        W, U, b_i, b_h = cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
+        x = torch.cat([e, c], dim=1)
+        r = torch.sigmoid(x @ W[:H].T + b_i[:H] + h @ U[:H].T + b_h[:H])
+        z = torch.sigmoid(x @ W[H : 2 * H].T + b_i[H : 2 * H] + h @ U[H : 2 * H].T + b_h[H : 2 * H])
+        W_e, C, U_n = W[2 * H :, :E], W[2 * H :, E:], U[2 * H :]  # the candidate's W', C, U'
+        b_in, b_hn = b_i[2 * H :], b_h[2 * H :]
+        ours = torch.tanh(e @ W_e.T + c @ C.T + b_in + (r * h) @ U_n.T + b_hn)
+        appendix = torch.tanh(e @ W_e.T + b_in + r * (h @ U_n.T + b_hn + c @ C.T))
+        new_h = cell(x, h)
+    torch.testing.assert_close(new_h, z * h + (1 - z) * ours)
+    assert (new_h - (z * h + (1 - z) * appendix)).abs().max() > 1e-3
+
+
 def _scripted(model: Decoder, script: list[list[int]], calls: list[int]):
     """Replace decoder.step: at step t, row i puts all its mass on script[i][t]."""
 

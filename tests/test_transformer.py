@@ -232,6 +232,36 @@ def test_label_smoothing_matches_torch(smoothing):
     torch.testing.assert_close(ours, ref)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.4])
+def test_label_smoothing_over_the_wrong_classes_matches_the_explicit_target(smoothing):
+    # tensor2tensor's convention: 1 - eps on the true class, eps / (K - 1) on each other one.
+    torch.manual_seed(0)
+    K = 11
+    logits, target = torch.randn(4, 6, K), torch.randint(1, K, (4, 6))
+    target[0, 3:] = 0  # padding id
+    q = torch.full((4, 6, K), smoothing / (K - 1))
+    q.scatter_(-1, target[..., None], 1 - smoothing)
+    per_token = -(q * logits.log_softmax(-1)).sum(-1)
+    keep = target != 0
+    ref = per_token[keep].mean()
+    ours = label_smoothed_cross_entropy(logits, target, smoothing, ignore_index=0, spread="others")
+    torch.testing.assert_close(ours, ref)
+
+
+def test_the_two_label_smoothing_conventions_differ_only_by_the_true_class_share():
+    torch.manual_seed(1)
+    logits, target = torch.randn(8, 5), torch.randint(0, 5, (8,))
+    assert not torch.allclose(
+        label_smoothed_cross_entropy(logits, target, 0.1),
+        label_smoothed_cross_entropy(logits, target, 0.1, spread="others"),
+    )
+    # spread="others" with eps equals spread="all" with eps * K / (K - 1).
+    torch.testing.assert_close(
+        label_smoothed_cross_entropy(logits, target, 0.1, spread="others"),
+        label_smoothed_cross_entropy(logits, target, 0.1 * 5 / 4),
+    )
+
+
 def test_label_smoothing_floor_is_the_entropy_of_the_smoothed_target():
     K, eps = 12, 0.1
     q = torch.full((K,), eps / K)
@@ -251,6 +281,12 @@ def test_label_smoothing_edge_cases():
         label_smoothed_cross_entropy(logits, torch.zeros(3, dtype=torch.long), 1.0)
     with pytest.raises(ValueError, match="match"):
         label_smoothed_cross_entropy(logits, torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="spread"):
+        label_smoothed_cross_entropy(logits, torch.zeros(3, dtype=torch.long), spread="wrong")
+    with pytest.raises(ValueError, match="two classes"):
+        label_smoothed_cross_entropy(
+            torch.randn(3, 1), torch.zeros(3, dtype=torch.long), 0.1, spread="others"
+        )
 
 
 # --- Sec. 3.4 and Table 3: the model and its size ----------------------------------------------

@@ -13,6 +13,7 @@ from initdocs.vit import (
     VisionTransformer,
     ViTConfig,
     patchify,
+    resize_position_embedding,
     vit_b_16,
     vit_h_14,
     vit_l_16,
@@ -182,3 +183,54 @@ def test_small_models_give_finite_logits(size, P, C, D, L, h):
     assert logits.shape == (4, 10) and torch.isfinite(logits).all()
     logits.sum().backward()
     assert model.pos_embedding.grad is not None and model.class_token.grad is not None
+
+
+# --- Sec. 3.2: fine-tuning at a higher resolution ------------------------------------------------
+
+
+def test_resize_position_embedding_keeps_the_class_token_and_the_corners():
+    torch.manual_seed(0)
+    pos = torch.randn(1, 1 + 14 * 14, 8)
+    new = resize_position_embedding(pos, 24)
+    assert new.shape == (1, 1 + 24 * 24, 8)
+    torch.testing.assert_close(new[:, 0], pos[:, 0])  # [class] unchanged
+    old_grid, new_grid = pos[0, 1:].reshape(14, 14, 8), new[0, 1:].reshape(24, 24, 8)
+    for (r, c), (r2, c2) in (((0, 0), (0, 0)), ((0, 13), (0, 23)), ((13, 13), (23, 23))):
+        torch.testing.assert_close(new_grid[r2, c2], old_grid[r, c])
+
+
+def test_resize_position_embedding_reproduces_a_linear_layout_exactly():
+    # An embedding that is a linear function of (row, column) stays one on the new grid.
+    g, grid = 4, 7
+    f64 = torch.float64
+    rows, cols = torch.meshgrid(
+        torch.arange(g, dtype=f64), torch.arange(g, dtype=f64), indexing="ij"
+    )
+    pos = torch.stack([rows, cols, 2 * rows - cols], -1).reshape(1, g * g, 3)
+    pos = torch.cat([torch.zeros(1, 1, 3, dtype=f64), pos], dim=1)
+    new = resize_position_embedding(pos, grid)[0, 1:].reshape(grid, grid, 3)
+    step = (g - 1) / (grid - 1)  # the new grid spans the old one, corner to corner
+    r2, c2 = torch.meshgrid(
+        torch.arange(grid, dtype=f64) * step, torch.arange(grid, dtype=f64) * step, indexing="ij"
+    )
+    torch.testing.assert_close(new, torch.stack([r2, c2, 2 * r2 - c2], -1))
+
+
+def test_a_vit_at_384_pixels_loads_resized_embeddings():
+    with torch.device("meta"):
+        at_384 = vit_b_16(image_size=384)
+    assert at_384.pos_embedding.shape == (1, 1 + 24 * 24, 768)
+    assert count_parameters(at_384) == 86_859_496  # timm's vit_base_patch16_384
+    small = VisionTransformer(8, 2, 10, d_model=16, depth=1, n_heads=2, mlp_dim=32, in_channels=1)
+    large = VisionTransformer(16, 2, 10, d_model=16, depth=1, n_heads=2, mlp_dim=32, in_channels=1)
+    state = small.state_dict()
+    state["pos_embedding"] = resize_position_embedding(state["pos_embedding"], 8)
+    large.load_state_dict(state)
+    assert large(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+
+
+def test_resize_position_embedding_refuses_bad_shapes():
+    with pytest.raises(ValueError, match="square"):
+        resize_position_embedding(torch.zeros(1, 1 + 15, 4), 4)
+    with pytest.raises(ValueError, match="expected"):
+        resize_position_embedding(torch.zeros(1 + 16, 4), 4)

@@ -12,6 +12,7 @@ from initdocs.xception import (
     XceptionBlock,
     XceptionConfig,
     tiny_xception,
+    widest_within,
     xception,
 )
 
@@ -125,3 +126,17 @@ def test_config_defaults_are_the_paper():
     assert cfg.entry_channels == (128, 256, 728)
     assert cfg.middle_repeats == 8
     assert cfg.tail_channels == (1536, 2048)
+
+
+@pytest.mark.parametrize("regular_width", [2, 3, 6])
+def test_widest_within_fits_the_budget_and_is_widest(regular_width):
+    budget = count_parameters(tiny_xception(regular_width, separable=False))
+    width = widest_within(budget)
+    assert count_parameters(tiny_xception(width)) <= budget
+    assert count_parameters(tiny_xception(width + 1)) > budget
+    assert width > regular_width  # separable layers are cheaper at the same width
+
+
+def test_widest_within_refuses_a_budget_too_small():
+    with pytest.raises(ValueError, match="no tiny_xception"):
+        widest_within(10)

@@ -14,7 +14,9 @@ What this module implements (all from Sec. 3 of the paper unless said otherwise)
   :func:`random_select`.
 * :class:`SoftFilterPruner`: zero ``int(N * rate)`` filters of every
   convolution, train, and zero them again after each epoch; the zeroed filters keep receiving
-  gradients ("soft" pruning, inherited from Soft Filter Pruning). Batch norm is not touched.
+  gradients ("soft" pruning as Soft Filter Pruning describes it). Batch norm is not touched.
+  The authors' released FPGM code goes further and zeroes the selected filters' gradients
+  before every optimizer step, so within an epoch they stay at zero; we do not.
 * :func:`fpgm_flops`: the authors' FLOPs accounting for CIFAR ResNets (their
   ``cifar_resnet_flop``), which gives the 52.6 % reduction of ResNet-56 in Table 1, and
   :func:`shrink_blocks`, which physically removes the pruned filters of the first convolution
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
@@ -40,6 +43,7 @@ from .train import accuracy, fit
 __all__ = [
     "CRITERIA",
     "SoftFilterPruner",
+    "SoftPruneRun",
     "fpgm_flops",
     "fpgm_select",
     "geometric_median",
@@ -141,7 +145,12 @@ class SoftFilterPruner:
     Like the authors' CIFAR scripts, every ``nn.Conv2d`` is pruned (the stem included; the
     option-A ResNets have no shortcut convolutions), the classifier is not, and batch norm is
     left alone. Filters are selected anew at every :meth:`step`, so a filter zeroed once can
-    grow back and survive the next selection.
+    grow back and survive the next selection. Between steps the zeroed filters train like any
+    other weight, as in Soft Filter Pruning; the released FPGM code instead also zeroes their
+    gradients at every iteration, which keeps them at zero until the next selection.
+
+    After every step but the first, :attr:`reselected` records the fraction of the selected
+    filters (over all layers) that the previous step had selected too: how stable the choice is.
 
     Args:
         model: The network; its convolutions are found with ``model.named_modules()``.
@@ -159,6 +168,7 @@ class SoftFilterPruner:
         self.convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
         self.generator = torch.Generator().manual_seed(seed)
         self.pruned: dict[str, torch.Tensor] = {}
+        self.reselected: list[float] = []
 
     def n_prune(self, n_filters: int) -> int:
         """The per-layer count of the authors' code: ``int(N * rate)``."""
@@ -167,6 +177,7 @@ class SoftFilterPruner:
     @torch.no_grad()
     def step(self) -> dict[str, torch.Tensor]:
         """Select and zero the filters of every convolution; return the indices per layer."""
+        previous, again, total = dict(self.pruned), 0, 0
         for name, conv in self.convs.items():
             index = _select(
                 self.criterion, conv.weight, self.n_prune(conv.out_channels), self.generator
@@ -175,6 +186,11 @@ class SoftFilterPruner:
             if conv.bias is not None:
                 conv.bias[index] = 0.0
             self.pruned[name] = index
+            if name in previous:
+                again += len(set(index.tolist()) & set(previous[name].tolist()))
+                total += len(index)
+        if previous and total:
+            self.reselected.append(again / total)
         return self.pruned
 
 
@@ -200,6 +216,21 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 2
         m.momentum = momentum
 
 
+@dataclass
+class SoftPruneRun:
+    """What :func:`soft_prune_train` measures.
+
+    Attributes:
+        accuracies: Test accuracy right after the first pruning (entry 0, no retraining) and
+            after each epoch's pruning.
+        reselected: For each epoch, the fraction of the filters selected after it that had
+            been selected before it too (:attr:`SoftFilterPruner.reselected`).
+    """
+
+    accuracies: list[float]
+    reselected: list[float]
+
+
 def soft_prune_train(
     model: nn.Module,
     data: Split,
@@ -209,12 +240,13 @@ def soft_prune_train(
     lr: float = 1e-3,
     seed: int = 0,
     recalibrate: bool = True,
-) -> list[float]:
+) -> SoftPruneRun:
     """Prune, then ``epochs`` times train one epoch with :func:`initdocs.train.fit` and prune.
 
-    Returns the test accuracy right after the first pruning and after each epoch's pruning,
-    so entry 0 is pruning without any retraining. With ``recalibrate``, batch-norm statistics
-    are recomputed on the training images after each pruning (:func:`recalibrate_batchnorm`).
+    Each epoch is its own call of ``fit`` (AdamW, learning rate ``lr`` decayed to zero within
+    the epoch, shuffling seeded with ``seed + epoch``); ``"random"`` selection draws from a
+    generator seeded with ``seed``. With ``recalibrate``, batch-norm statistics are recomputed
+    on the training images after each pruning (:func:`recalibrate_batchnorm`).
     """
     pruner = SoftFilterPruner(model, rate, criterion, seed=seed)
     accuracies = []
@@ -234,7 +266,7 @@ def soft_prune_train(
         if recalibrate:
             recalibrate_batchnorm(model, data.x_train)
         accuracies.append(accuracy(model, data.x_test, data.y_test))
-    return accuracies
+    return SoftPruneRun(accuracies, list(pruner.reselected))
 
 
 # --- Cost: the authors' accounting and a physically smaller network -------------------------

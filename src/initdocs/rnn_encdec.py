@@ -15,9 +15,12 @@ What this module implements, in the paper's terms:
   fixed-size summary ``c = tanh(V h_N)`` (Sec. 2.2, Appendix A).
 * :class:`Decoder`: starts from ``h'_0 = tanh(V' c)``, updates ``h'_t = f(h'_{t-1}, y_{t-1}, c)``
   and predicts ``P(y_t | y_<t, c) = g(h'_t, y_{t-1}, c)`` with a maxout output layer (Appendix A).
-  One simplification: the decoder's GRU reads ``[e(y_{t-1}); c]`` as its input, so the
-  summary's term sits outside the reset gate. ``summary_size`` (not in the paper, where c is
-  as wide as the state) narrows c alone, to study the fixed-size bottleneck.
+  The decoder's GRU reads ``[e(y_{t-1}); c]`` as its input, so its candidate state is
+  ``tanh(W' e + C c + U' (r' ⊙ h'))``. Appendix A writes ``tanh(W' e + r' ⊙ [U' h' + C c])``
+  instead, which differs in two ways: the reset gate after ``U'``, and ``C c`` inside the
+  gate. Ours is what the authors' code (GroundHog) computes. ``summary_size`` (not in the
+  paper, where c is as wide as the state) narrows c, to study the fixed-size bottleneck; the
+  hidden sizes stay, but every matrix that reads c shrinks with it.
 * :class:`RNNEncoderDecoder`: both, trained jointly to maximize log p(y | x) (Eq. 4), with greedy
   decoding (generation) and :meth:`RNNEncoderDecoder.log_prob` (scoring a pair, the paper's use).
 * A generated translation task, English number words to digits (:func:`number_to_words`,
@@ -203,6 +206,11 @@ class Decoder(nn.Module):
     ``h'_0 = tanh(V' c)``; each step feeds ``[e(y_{t-1}); c]`` to a GRU; the output layer is the
     paper's deep output: ``s = O_h h' + O_y e(y_{t-1}) + O_c c`` followed by maxout units that
     each pool 2 values, then a linear map to the vocabulary and a softmax.
+
+    Feeding c as part of the input gives each gate and the candidate a term ``C c``, added
+    outside the reset gate, and the reset gate acts before ``U'`` as in Eq. 8: the candidate is
+    ``tanh(W' e + C c + U' (r' ⊙ h'))``, as in the authors' GroundHog code. Appendix A writes
+    ``tanh(W' e + r' ⊙ [U' h' + C c])``: reset after ``U'``, and ``C c`` inside the gate.
 
     Args:
         vocab_size: Target vocabulary size.

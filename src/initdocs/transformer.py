@@ -20,7 +20,9 @@ What this module implements, in the paper's terms:
   ``sqrt(d_model)`` embedding scale of Sec. 3.4; :func:`transformer_base` and
   :func:`transformer_big` are the two models of Table 3.
 * :func:`noam_lr`: the learning-rate schedule, Eq. 3 (Sec. 5.3).
-* :func:`label_smoothed_cross_entropy`: label smoothing (Sec. 5.4).
+* :func:`label_smoothed_cross_entropy`: label smoothing (Sec. 5.4), spreading ``eps`` over all
+  ``K`` classes (PyTorch's convention, the default) or over the ``K - 1`` wrong ones (the
+  authors' tensor2tensor code).
 
 Unlike ``torch.nn.Transformer``, the stacks end with the last layer's own layer norm: there is
 no extra final layer norm after each stack, which the paper's post-LN design does not have.
@@ -126,30 +128,48 @@ def label_smoothed_cross_entropy(
     target: torch.Tensor,
     smoothing: float = 0.1,
     ignore_index: int = -100,
+    spread: str = "all",
 ) -> torch.Tensor:
-    """Cross-entropy against ``(1 - eps) * one_hot + eps / K`` (label smoothing, Sec. 5.4).
+    """Cross-entropy against a label-smoothed target (Sec. 5.4), averaged over counted tokens.
 
-    The mass ``eps`` is spread uniformly over all ``K`` classes, the true one included, which is
-    the convention of ``F.cross_entropy(..., label_smoothing=eps)`` (some implementations spread
-    it over the ``K - 1`` wrong classes only). Targets equal to ``ignore_index`` (padding) do
-    not count. The loss is averaged over counted tokens; with none counted it is zero.
+    The paper gives ``eps`` but not how it is spread, and two conventions are in use:
+
+    * ``spread="all"`` (the default): the target is ``(1 - eps) * one_hot + eps / K``, so all
+      ``K`` classes get ``eps / K`` and the true one ``1 - eps + eps / K``. This is the form of
+      Szegedy et al. (2016) and of ``F.cross_entropy(..., label_smoothing=eps)``, which the
+      tests compare it with.
+    * ``spread="others"``: the true class gets exactly ``1 - eps`` and each of the ``K - 1``
+      wrong classes ``eps / (K - 1)``, as in the authors' tensor2tensor code.
+
+    For a vocabulary of tens of thousands of tokens the two targets differ by a few parts in a
+    million. Targets equal to ``ignore_index`` (padding) do not count; with none counted the
+    loss is zero.
 
     Args:
         logits: Unnormalized scores, shape ``(..., K)``.
         target: Class indices, shape ``(...)``.
         smoothing: ``eps``, in ``[0, 1)``; the paper uses 0.1.
         ignore_index: Target value to ignore.
+        spread: ``"all"`` or ``"others"``, the convention above.
     """
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must lie in [0, 1), got {smoothing}")
+    if spread not in ("all", "others"):
+        raise ValueError(f"spread must be 'all' or 'others', got {spread!r}")
     if logits.shape[:-1] != target.shape:
         raise ValueError(f"logits {tuple(logits.shape)} do not match target {tuple(target.shape)}")
+    K = logits.size(-1)
+    if spread == "others" and K < 2:
+        raise ValueError("spread='others' needs at least two classes")
     log_p = logits.log_softmax(dim=-1)  # (..., K)
     keep = target != ignore_index
     safe_target = target.masked_fill(~keep, 0)
     nll = -log_p.gather(-1, safe_target[..., None])[..., 0]  # -log p(true class)
     uniform = -log_p.mean(dim=-1)  # cross-entropy against the uniform distribution
-    loss = (1.0 - smoothing) * nll + smoothing * uniform
+    if spread == "all":
+        loss = (1.0 - smoothing) * nll + smoothing * uniform
+    else:  # sum over the K - 1 wrong classes of -log p_j is K * uniform - nll
+        loss = (1.0 - smoothing) * nll + smoothing * (K * uniform - nll) / (K - 1)
     return (loss * keep).sum() / keep.sum().clamp(min=1)
 
 

@@ -18,6 +18,9 @@ What this module implements, in the paper's terms (Sec. 3.1, Fig. 1, Eqs. 1-4):
 * :class:`VisionTransformer`: the learnable ``[class]`` token and 1-D position embeddings of
   Eq. 1, ``L`` encoder blocks, the final LayerNorm of Eq. 4 and a linear head (the fine-tuning
   head of Sec. 3.1). LayerNorm uses ``eps = 1e-6``, as the official code, torchvision and timm.
+* :func:`resize_position_embedding`: Sec. 3.2: to fine-tune at a higher resolution, the
+  position embeddings of the patch grid are interpolated in 2-D to the new grid (the ``[class]``
+  embedding is kept as it is), linearly with the corners aligned, as the official code does.
 * :func:`vit_b_16`, :func:`vit_l_16`, :func:`vit_h_14`: the models of Table 1 for 224 x 224
   images and 1000 classes (86,567,656, 304,326,632 and 632,045,800 parameters).
 """
@@ -37,6 +40,7 @@ __all__ = [
     "ViTConfig",
     "VisionTransformer",
     "patchify",
+    "resize_position_embedding",
     "vit_b_16",
     "vit_h_14",
     "vit_l_16",
@@ -212,6 +216,33 @@ class VisionTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))  # (B, num_classes)
+
+
+def resize_position_embedding(pos_embedding: torch.Tensor, grid: int) -> torch.Tensor:
+    """Interpolate ``(1, 1 + g * g, D)`` position embeddings to a ``grid x grid`` patch grid.
+
+    Sec. 3.2: fine-tuning at a higher resolution keeps the patch size, so there are more patches
+    than pre-trained position embeddings; the embeddings of the old ``g x g`` grid are
+    interpolated in 2-D, according to where each patch lies in the image. The first (``[class]``)
+    embedding is kept unchanged. Interpolation is bilinear with the corner patches aligned, as
+    the official code's ``scipy.ndimage.zoom(..., order=1)``.
+
+    Returns:
+        ``(1, 1 + grid * grid, D)``.
+    """
+    if pos_embedding.dim() != 3 or pos_embedding.size(0) != 1:
+        raise ValueError(f"expected (1, 1 + g * g, D) embeddings, got {tuple(pos_embedding.shape)}")
+    n, D = pos_embedding.shape[1] - 1, pos_embedding.size(2)
+    g = round(n**0.5)
+    if g * g != n or grid < 1:
+        raise ValueError(f"need a square grid of patches and grid >= 1, got {n} patches, {grid}")
+    cls, patches = pos_embedding[:, :1], pos_embedding[:, 1:]
+    patches = patches.reshape(1, g, g, D).permute(0, 3, 1, 2)  # (1, D, g, g)
+    patches = nn.functional.interpolate(
+        patches, size=(grid, grid), mode="bilinear", align_corners=True
+    )
+    patches = patches.permute(0, 2, 3, 1).reshape(1, grid * grid, D)  # raster order again
+    return torch.cat([cls, patches], dim=1)
 
 
 def vit_b_16(num_classes: int = 1000, image_size: int = 224) -> VisionTransformer:

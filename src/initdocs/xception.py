@@ -14,6 +14,9 @@ What this module implements, in the paper's terms:
   Fig. 5; :func:`xception` is the ImageNet model of Table 3 (22,855,952 parameters).
 * :func:`tiny_xception`: the same architecture scaled down for 8 x 8 digits; with
   ``separable=False`` every separable convolution becomes a regular one, for comparisons.
+* :func:`widest_within`: the widest tiny network that fits a parameter budget, to compare
+  the two kinds of convolution at (nearly) the same number of parameters, as the paper
+  compares Xception with Inception V3 (Sec. 4.5 and Table 3).
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from initdocs.counting import count_parameters
+
 __all__ = [
     "SeparableConv2d",
     "Xception",
     "XceptionBlock",
     "XceptionConfig",
     "tiny_xception",
+    "widest_within",
     "xception",
 ]
 
@@ -252,3 +258,18 @@ def tiny_xception(width: int = 16, separable: bool = True, num_classes: int = 10
             separable=separable,
         )
     )
+
+
+def widest_within(budget: int, separable: bool = True, num_classes: int = 10) -> int:
+    """The largest ``width`` whose :func:`tiny_xception` has at most ``budget`` parameters.
+
+    The paper's claim is about parameter efficiency: Xception and Inception V3 have about the
+    same number of parameters (Table 3). This finds the network of the other kind that fits
+    the same budget, so that two networks are compared at equal size rather than equal width.
+    """
+    if count_parameters(tiny_xception(1, separable, num_classes)) > budget:
+        raise ValueError(f"no tiny_xception fits in {budget} parameters")
+    width = 1
+    while count_parameters(tiny_xception(width + 1, separable, num_classes)) <= budget:
+        width += 1
+    return width

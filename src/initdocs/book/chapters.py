@@ -42,6 +42,13 @@ _CHAPTER_NAME = re.compile(r"^(\d{2})-[a-z0-9]+(?:-[a-z0-9]+)*$")
 _CITE = re.compile(r"\{(?:foot)?cite(?::\w+)?\}`([^`]*)`")
 _FENCE = re.compile(r"^(`{3,}|:{3,})\s*(\{[\w:-]+\})?\s*(.*)$")
 _PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
+#: Parts whose prose describes the chapter's own runs: a number there must come from the code.
+EXPERIMENT_PARTS = ("A small experiment",)
+#: A typed result: a decimal (0.858, 9.1) or a percentage (98%, 2.5 %), not inside a word.
+_TYPED_NUMBER = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?\s?%|\d+\.\d+)(?![\w])")
+#: What may hold a number without typing a result: inline code, roles (glue, cite, eq, ...),
+#: inline and display math, and link targets.
+_NOT_PROSE = re.compile(r"\{[\w:-]+\}`[^`]*`|`[^`]*`|\$\$.*?\$\$|\$[^$]+\$|\]\([^)]*\)")
 _PLOT = re.compile(r"\bplt\.(show|subplots|figure|imshow|plot)\(|\.savefig\(")
 
 
@@ -369,6 +376,7 @@ def check_chapter(path: Path, session: Session | None, bib_keys: set[str]) -> li
                     f"{{{name}}} without alt text: add an ':alt: ...' line that says what it shows",
                 )
             )
+    problems += _typed_numbers(path, body, parts, len(lines))
     for cell in body.cells:
         if cell.options.get("__invalid__"):
             problems.append(
@@ -401,6 +409,46 @@ def check_chapter(path: Path, session: Session | None, bib_keys: set[str]) -> li
             )
         )
     return sorted(problems, key=lambda p: p.line or 0)
+
+
+def _typed_numbers(
+    path: Path, body: _Body, parts: dict[str, int], end_of_file: int
+) -> list[Problem]:
+    """Numbers typed by hand in the experiment's prose, alt texts and captions.
+
+    The experiment's results change when its code does; a number typed beside them drifts.
+    Inserted values (``{glue:text}``), code, math and citations are not prose and pass.
+    """
+    problems = []
+    starts = sorted(parts.values())
+    for part in EXPERIMENT_PARTS:
+        if part not in parts:
+            continue
+        start = parts[part]
+        end = next((n for n in starts if n > start), end_of_file + 1)
+        texts = [(n, text) for n, text in body.prose if start < n < end]
+        for cell in body.cells:
+            if start < cell.line < end:
+                mystnb = cell.options.get("mystnb") or {}
+                for kind in ("image", "figure"):
+                    for key in ("alt", "caption"):
+                        value = (mystnb.get(kind) or {}).get(key)
+                        if isinstance(value, str):
+                            texts.append((cell.line, value))
+        for number, text in texts:
+            for match in _TYPED_NUMBER.finditer(_NOT_PROSE.sub(" ", text)):
+                problems.append(
+                    Problem(
+                        path,
+                        number,
+                        f"'{match.group().strip()}' is typed in '## {part}', so it drifts when the "
+                        "code changes: glue it in the cell that computes it "
+                        '(glue("name", value, display=False)) and write {glue:text}`name:.3f`; '
+                        "in an alt text say it in words; a paper's number goes to "
+                        "'## Results in the paper' with its table",
+                    )
+                )
+    return problems
 
 
 def markdown_text(text: str) -> str:
