@@ -11,10 +11,13 @@ from torch import nn
 from initdocs.importance_weighting import (
     diw_step,
     estimate_weights,
+    hidden_output,
     kernel_width,
     kmm_objective,
     kmm_program,
     kmm_weights,
+    median_gamma,
+    per_sample_loss,
     rbf_kernel,
     train_importance_weighted,
     weighted_loss,
@@ -169,3 +172,64 @@ def test_diw_first_epoch_weights_are_one_then_estimated():
         train_importance_weighted(model, x, y, x, y, method="diw")
     with pytest.raises(ValueError):
         train_importance_weighted(model, x, y, x, y, method="bogus")
+
+
+def test_median_gamma_hand_case():
+    # Points 0, 1, 3: distances 1, 3, 2, median 2, so gamma = 1 / (2 * 4).
+    assert median_gamma(np.array([0.0, 1.0, 3.0])) == pytest.approx(1 / 8)
+    assert median_gamma(np.zeros((4, 3))) == 1.0  # all points equal: no scale, gamma 1
+    with pytest.raises(ValueError):
+        median_gamma(np.array([1.0]))
+
+
+def test_hidden_output_is_the_layer_before_the_last_and_ignores_labels():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    x = torch.randn(4, 2, 3)
+    z = hidden_output(net, x, torch.tensor([0, 1, 2, 0]))
+    torch.testing.assert_close(z, torch.relu(net[1](x.flatten(1))))
+    torch.testing.assert_close(z, hidden_output(net, x, torch.tensor([2, 2, 2, 2])))
+    with pytest.raises(TypeError):
+        hidden_output(nn.Linear(6, 3), x.flatten(1), None)
+
+
+def test_kmm_looser_tolerance_keeps_the_objective():
+    # The tolerance DIW uses for WE reaches the same objective as the default one.
+    rng = np.random.default_rng(5)
+    loss_tr = np.abs(rng.normal(size=64)) + 3.0 * (rng.random(64) < 0.4)
+    loss_val = np.abs(rng.normal(size=64))
+    gamma = kernel_width(loss_tr)
+    K, kappa = kmm_program(loss_tr, loss_val, gamma)
+    tight = kmm_objective(kmm_weights(loss_tr, loss_val, gamma), K, kappa)
+    loose = kmm_objective(kmm_weights(loss_tr, loss_val, gamma, ftol=1e-8), K, kappa)
+    assert loose == pytest.approx(tight, rel=1e-8)
+
+
+def test_estimate_weights_with_hidden_outputs_follows_the_images_not_the_labels():
+    # Validation images come from one cluster only: training images of that cluster gain weight,
+    # whatever their labels, and shuffling the labels changes nothing.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2))
+    x_a, x_b = torch.randn(16, 2) * 0.3 + 2.0, torch.randn(16, 2) * 0.3 - 2.0
+    x_train, y_train = torch.cat([x_a, x_b]), torch.randint(0, 2, (32,))
+    x_val, y_val = torch.randn(16, 2) * 0.3 + 2.0, torch.randint(0, 2, (16,))
+    kwargs = dict(transform=hidden_output, gamma_rule=median_gamma)
+    w = estimate_weights(net, x_train, y_train, x_val, y_val, **kwargs)
+    assert w[:16].mean() > 2 * w[16:].mean()
+    w_shuffled = estimate_weights(net, x_train, y_train.flip(0), x_val, y_val, **kwargs)
+    torch.testing.assert_close(w, w_shuffled)
+
+
+def test_trainer_passes_the_transformation_to_weight_estimation():
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    calls = []
+
+    def spy(model, xb, yb):
+        calls.append(len(xb))
+        return per_sample_loss(model, xb, yb)
+
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    val = dict(x_val=x[:16], y_val=y[:16])
+    train_importance_weighted(model, x, y, x, y, **val, epochs=2, batch_size=16, transform=spy)
+    assert calls == [16, 16, 16, 16]  # epoch 2 only (warm start): 2 batches, train and val each

@@ -189,6 +189,22 @@ def test_repeated_sampler_shards_copies_over_replicas():
     assert list(truncated) == shards[0][:5] and len(truncated) == 5
 
 
+def test_truncated_repeated_epoch_shows_a_third_of_the_images():
+    # As DeiT and timm use it: each replica keeps len(data) / replicas indices, so an epoch has
+    # as many samples as the data set, and with 3 repeats it shows about a third of the images.
+    n, replicas = 999, 9
+    epoch = [
+        i
+        for rank in range(replicas)
+        for i in RepeatedAugSampler(
+            n, repeats=3, num_replicas=replicas, rank=rank, num_selected=n // replicas, seed=1
+        )
+    ]
+    assert len(epoch) == n
+    assert len(set(epoch)) == n // 3  # 999 = 3 * 333: every selected image comes with 3 views
+    assert np.bincount(epoch).max() == 3
+
+
 def test_repeated_sampler_rejects_bad_arguments():
     with pytest.raises(ValueError):
         RepeatedAugSampler(0)

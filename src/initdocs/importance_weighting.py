@@ -13,12 +13,15 @@ and the authors' reference code (``diw.py`` and ``kmm.py``):
   the authors' heuristic for ``gamma``: the 1% quantile of the pairwise Euclidean distances of
   the training points. (The code calls it a kernel *width* but passes it as scikit-learn's
   ``gamma``, an inverse squared width; we keep that quirk so that the weights match theirs.)
+  :func:`median_gamma` is the usual median heuristic, for many-dimensional transformations.
 * :func:`kmm_program`, :func:`kmm_weights`: kernel mean matching (KMM) as the quadratic
   program of the reference code, solved with SciPy's SLSQP.
-* :func:`per_sample_loss`, :func:`estimate_weights`, :func:`weighted_loss`, :func:`diw_step`:
-  one DIW iteration: WE in evaluation mode on the per-sample losses (the 1-D transformation of
-  the reference code) of a training batch against a validation batch, then WC in training
-  mode on the weighted *sum* of losses.
+* :func:`per_sample_loss`, :func:`hidden_output`: the two transformations of the data that the
+  paper describes for WE: the per-example loss (1-D, it sees the label; the one the reference
+  code uses) and the output of the last hidden layer (it sees only the image).
+* :func:`estimate_weights`, :func:`weighted_loss`, :func:`diw_step`: one DIW iteration: WE in
+  evaluation mode on the transformation of a training batch against a validation batch, then
+  WC in training mode on the weighted *sum* of losses.
 * :func:`train_importance_weighted`: a small trainer for plain training (all weights 1),
   static IW (weights fixed in advance) and DIW (weights 1 in the first epoch, the warm start).
 """
@@ -41,10 +44,12 @@ __all__ = [
     "IWHistory",
     "diw_step",
     "estimate_weights",
+    "hidden_output",
     "kernel_width",
     "kmm_objective",
     "kmm_program",
     "kmm_weights",
+    "median_gamma",
     "per_sample_loss",
     "rbf_kernel",
     "train_importance_weighted",
@@ -53,6 +58,11 @@ __all__ = [
 
 #: Ridge the reference code adds to the kernel matrix, ``K + 1e-5 I``.
 RIDGE = 1e-5
+#: SLSQP's stopping tolerance in WE: an *absolute* change of the objective, which is of order
+#: ``n^2`` (about -2000 for a batch of 64), so a relative 1e-11 or so. The objective, and with it
+#: the matched distribution, is settled long before the ill-determined weights are; DIW solves
+#: hundreds of programs, and :func:`kmm_weights`'s default of 1e-12 takes about twice as long.
+WE_FTOL = 1e-8
 
 
 def _as_points(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -86,6 +96,20 @@ def kernel_width(x: np.ndarray | torch.Tensor) -> float:
     i, j = np.triu_indices(len(x), k=1)
     distances = np.sqrt(((x[i] - x[j]) ** 2).sum(1))  # (n (n - 1) / 2,)
     return float(np.quantile(distances, 0.01))
+
+
+def median_gamma(x: np.ndarray | torch.Tensor) -> float:
+    """The median heuristic: ``gamma = 1 / (2 m^2)``, ``m`` the median pairwise distance, i < j.
+
+    Not the reference code's rule (:func:`kernel_width`, which it applies to 1-D losses): on
+    points of many dimensions that rule gives a kernel so narrow that every point is alone.
+    """
+    x = _as_points(x)
+    if len(x) < 2:
+        raise ValueError(f"median_gamma needs at least 2 points, got {len(x)}")
+    i, j = np.triu_indices(len(x), k=1)
+    median = float(np.median(np.sqrt(((x[i] - x[j]) ** 2).sum(1))))
+    return 1.0 / (2.0 * median**2) if median > 0 else 1.0
 
 
 def kmm_program(
@@ -126,6 +150,7 @@ def kmm_weights(
     gamma: float,
     upper: float = 50.0,
     eps: float | None = None,
+    ftol: float = 1e-12,
 ) -> np.ndarray:
     """Kernel mean matching weights of the training points against the validation points.
 
@@ -141,6 +166,7 @@ def kmm_weights(
         gamma: Kernel parameter of :func:`rbf_kernel`.
         upper: Upper bound ``B`` on every weight (50 in the reference code).
         eps: Slack of the sum constraint; defaults to ``(sqrt(n_tr) - 1) / sqrt(n_tr)``.
+        ftol: SLSQP's stopping tolerance on the objective (absolute).
 
     Returns:
         The weights, shape (n_tr,).
@@ -166,14 +192,29 @@ def kmm_weights(
         method="SLSQP",
         bounds=[(0.0, upper)] * n_tr,
         constraints=constraints,
-        options={"maxiter": 500, "ftol": 1e-12},
+        options={"maxiter": 500, "ftol": ftol},
     )
     return np.clip(result.x, 0.0, upper)
 
 
+#: A transformation ``(model, x, y) -> z`` of a batch, shape (n,) or (n, d), that WE matches.
+Transform = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def per_sample_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of every sample, shape (n,): the 1-D transformation DIW matches."""
+    """Cross-entropy of every sample, shape (n,): the loss-value transformation (1-D)."""
     return F.cross_entropy(model(x), y, reduction="none")
+
+
+def hidden_output(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Output of the last hidden layer, shape (n, d): the hidden-layer-output transformation.
+
+    ``model`` must be an ``nn.Sequential`` whose last module is the output layer; the label ``y``
+    is not used, so this transformation sees only the image.
+    """
+    if not isinstance(model, nn.Sequential) or len(model) < 2:
+        raise TypeError("hidden_output needs an nn.Sequential ending in its output layer")
+    return model[:-1](x).flatten(1)
 
 
 @torch.no_grad()
@@ -183,8 +224,9 @@ def estimate_weights(
     y_train: torch.Tensor,
     x_val: torch.Tensor,
     y_val: torch.Tensor,
-    transform: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = per_sample_loss,
+    transform: Transform = per_sample_loss,
     upper: float = 50.0,
+    gamma_rule: Callable[[np.ndarray], float] = kernel_width,
 ) -> torch.Tensor:
     """Weight estimation (WE): KMM on the model's transformation of both batches, eval mode.
 
@@ -192,9 +234,11 @@ def estimate_weights(
         model: The current classifier.
         x_train: Training batch inputs; ``y_train`` its (possibly noisy) labels.
         x_val: Validation batch inputs from the test distribution; ``y_val`` its labels.
-        transform: ``(model, x, y) -> z`` of shape (n,) or (n, d); per-sample losses by default,
-            as in the reference code (the paper also matches hidden-layer outputs).
+        transform: ``(model, x, y) -> z`` of shape (n,) or (n, d): :func:`per_sample_loss` by
+            default, as in the reference code, or :func:`hidden_output`.
         upper: Upper bound on the weights.
+        gamma_rule: Kernel parameter from the transformed training batch: the reference code's
+            :func:`kernel_width` by default, :func:`median_gamma` for hidden-layer outputs.
 
     Returns:
         Weights of shape (n_tr,), detached, float32.
@@ -204,7 +248,7 @@ def estimate_weights(
     z_train = transform(model, x_train, y_train).double().cpu().numpy()
     z_val = transform(model, x_val, y_val).double().cpu().numpy()
     model.train(was_training)
-    w = kmm_weights(z_train, z_val, gamma=kernel_width(z_train), upper=upper)
+    w = kmm_weights(z_train, z_val, gamma=gamma_rule(z_train), upper=upper, ftol=WE_FTOL)
     return torch.as_tensor(w, dtype=torch.float32)
 
 
@@ -223,6 +267,8 @@ def diw_step(
     x_val: torch.Tensor | None = None,
     y_val: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
+    transform: Transform = per_sample_loss,
+    gamma_rule: Callable[[np.ndarray], float] = kernel_width,
 ) -> tuple[torch.Tensor, float]:
     """One DIW iteration: WE (unless ``weights`` is given), then one WC step in train mode.
 
@@ -232,6 +278,8 @@ def diw_step(
         x: Training batch inputs; ``y`` its labels.
         x_val: Validation batch for WE; ``y_val`` its labels.
         weights: Fixed weights (plain or static IW, or the warm start); skips WE.
+        transform: The transformation WE matches (see :func:`estimate_weights`).
+        gamma_rule: How WE sets the kernel parameter (see :func:`estimate_weights`).
 
     Returns:
         The weights used, shape (n,), and the value of the weighted loss.
@@ -239,7 +287,9 @@ def diw_step(
     if weights is None:
         if x_val is None or y_val is None:
             raise ValueError("diw_step needs a validation batch when no weights are given")
-        weights = estimate_weights(model, x, y, x_val, y_val)
+        weights = estimate_weights(
+            model, x, y, x_val, y_val, transform=transform, gamma_rule=gamma_rule
+        )
     model.train()
     loss = weighted_loss(model(x), y, weights)
     optimizer.zero_grad(set_to_none=True)
@@ -277,13 +327,17 @@ def train_importance_weighted(
     batch_size: int = 64,
     weight_decay: float = 1e-4,
     seed: int = 0,
+    transform: Transform = per_sample_loss,
+    gamma_rule: Callable[[np.ndarray], float] = kernel_width,
 ) -> IWHistory:
     """Train with plain, static-IW or DIW weights (AdamW and cosine decay, like ``fit``).
 
     Every method minimizes the weighted sum of losses of each batch; "plain" uses weights 1,
     "static" the given ``static_weights`` (one per training sample), "diw" weights 1 in the first
     ``warmup_epochs`` epochs and afterwards the WE weights of every batch against a validation
-    batch of the same size, drawn afresh from ``(x_val, y_val)`` without replacement.
+    batch of the same size, drawn afresh from ``(x_val, y_val)`` without replacement, matched
+    on ``transform`` with the kernel parameter of ``gamma_rule`` (by default per-sample losses
+    and the reference code's rule).
     """
     if method not in ("plain", "static", "diw"):
         raise ValueError(f"method must be 'plain', 'static' or 'diw', got {method!r}")
@@ -308,7 +362,8 @@ def train_importance_weighted(
             else:  # a fresh validation batch for every training batch
                 pick = torch.randperm(len(x_val), generator=generator)[: len(idx)]
                 x_v, y_v = x_val[pick], y_val[pick]
-            weights, _ = diw_step(model, optimizer, x_train[idx], y_train[idx], x_v, y_v, weights)
+            x, y = x_train[idx], y_train[idx]
+            weights, _ = diw_step(model, optimizer, x, y, x_v, y_v, weights, transform, gamma_rule)
             schedule.step()
             epoch_weights[idx.numpy()] = weights.numpy()
         history.weights.append(epoch_weights)
