@@ -37,7 +37,8 @@ __all__ = [
 #: Fields every entry of a type must have. "doi|eprint" means at least one of them.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "article": ("author", "title", "journal", "volume", "year", "doi|eprint"),
-    "inproceedings": ("author", "title", "booktitle", "year", "doi|eprint"),
+    # Proceedings without DOIs or arXiv versions (NIPS before 2007) give their url instead.
+    "inproceedings": ("author", "title", "booktitle", "year", "doi|eprint|url"),
     "misc": ("author", "title", "year", "doi|eprint"),
     "phdthesis": ("author", "title", "school", "year"),
     "book": ("author", "title", "publisher", "year"),
