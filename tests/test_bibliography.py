@@ -274,6 +274,19 @@ def test_missing_field(tmp_path):
     ]
 
 
+def test_proceedings_need_a_doi_an_arxiv_id_or_a_url(tmp_path):
+    entry = (
+        "@inproceedings{old2006,\n  author = {Old, Ann},\n  title = {T},\n"
+        "  booktitle = {NIPS 19},\n  year = {2007},\n{extra}}\n"
+    )
+    path = write(tmp_path, entry.replace("{extra}", ""))
+    assert [str(p) for p in check_bibtex(path)] == [
+        f"{path}:1: entry 'old2006': @inproceedings needs the field doi or eprint or url"
+    ]
+    path = write(tmp_path, entry.replace("{extra}", "  url = {https://example.org/2006},\n"))
+    assert check_bibtex(path) == []
+
+
 def test_names_bibtex_cannot_split(tmp_path):
     path = write(tmp_path, GOOD.replace("{Doe, Jane}", "{Doe, Jane, Roe, Richard}"))
     assert [str(p) for p in check_bibtex(path)] == [
