@@ -17,6 +17,7 @@ from initdocs.deeplab import (
     ScoreBranch,
     atrous_by_subsampling,
     atrous_footprint,
+    boundary_mask,
     deeplab_vgg16,
     deeplabv2_resnet101,
     effective_kernel_size,
@@ -351,3 +352,23 @@ def test_mean_iou_against_a_loop():
     assert mean_iou(target, target, 4)[0] == 1.0
     with pytest.raises(ValueError, match="differ"):
         mean_iou(pred[:1], target, 4)
+
+
+def test_boundary_mask_against_a_loop():
+    rng = np.random.default_rng(1)
+    masks = torch.from_numpy(rng.integers(0, 3, (2, 6, 7)))
+    masks[1] = 2  # one label everywhere: no boundary at all
+    for width in (1, 2):
+        band = boundary_mask(masks, width)
+        assert band.dtype == torch.bool and band.shape == masks.shape
+        for n, i, j in itertools.product(range(2), range(6), range(7)):
+            window = masks[n, max(i - width, 0) : i + width + 1, max(j - width, 0) : j + width + 1]
+            assert band[n, i, j] == (window.unique().numel() > 1)
+    assert not boundary_mask(masks)[1].any()
+    half = torch.zeros(1, 4, 6, dtype=torch.long)
+    half[..., 3:] = 1  # an edge between columns 2 and 3
+    assert boundary_mask(half)[0].any(0).nonzero().flatten().tolist() == [2, 3]
+    with pytest.raises(ValueError, match="width"):
+        boundary_mask(masks, 0)
+    with pytest.raises(ValueError, match="masks"):
+        boundary_mask(masks[0])

@@ -15,16 +15,18 @@ What this module implements, in the paper's terms:
   branch (fc6, fc7, fc8) is DeepLab-LargeFOV.
 * :class:`DeepLabV2` with the builders :func:`deeplabv2_resnet101` (ResNet-101 at output
   stride 8 with the ASPP-L head, Sec. 4.1) and :func:`deeplab_vgg16` (the VGG-16 variants of
-  the field-of-view table, 134.3M / 65.1M / 20.5M parameters), and :func:`tiny_deeplab`, a
+  the field-of-view table, Table 1: 134.3M / 65.1M / 20.5M parameters), and :func:`tiny_deeplab`, a
   small network for the chapter's experiment.
 * :func:`poly_lr`: the "poly" learning-rate policy (Sec. 4.1).
 * :class:`DenseCRF`: the fully connected CRF of Sec. 3.3 (Eq. 2-3, Gaussian appearance and
   smoothness kernels, Potts compatibility) with naive O(N^2) mean-field inference, for tiny
-  images; :func:`mean_iou` and :func:`make_shapes`, a seeded generator of segmentation data.
+  images; :func:`mean_iou`, :func:`boundary_mask` (a band around object boundaries) and
+  :func:`make_shapes`, a seeded generator of segmentation data.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ __all__ = [
     "Shapes",
     "atrous_by_subsampling",
     "atrous_footprint",
+    "boundary_mask",
     "deeplab_vgg16",
     "deeplabv2_resnet101",
     "effective_kernel_size",
@@ -290,7 +293,8 @@ def deeplabv2_resnet101(num_classes: int = 21, rates: Sequence[int] = (6, 12, 18
     """DeepLab-ASPP on ResNet-101 at output stride 8 (Sec. 4.1): 321 x 321 -> 41 x 41 scores.
 
     conv4 (stage 3) and conv5 (stage 4) trade their stride for dilation 2 and 4, in
-    torchvision's convention (the first block of a dilated stage keeps the previous rate).
+    torchvision's convention (the first block of a dilated stage keeps the previous rate; the
+    authors' released models use the new rate in every block of the stage).
     Each ASPP branch is one 3 x 3 convolution from 2048 channels to the classes.
     """
     resnet = resnet101(replace_stride_with_dilation=(False, True, True))
@@ -320,7 +324,7 @@ def deeplab_vgg16(
     fc6_channels: int = 1024,
     aspp_rates: Sequence[int] | None = None,
 ) -> DeepLabV2:
-    """DeepLab on VGG-16 at output stride 8, the rows of the paper's field-of-view table.
+    """DeepLab on VGG-16 at output stride 8, the rows of the paper's Table 1 (field of view).
 
     The defaults are DeepLab-LargeFOV (3 x 3, rate 12, 1024 channels: 20.5M parameters);
     ``fc6_kernel=7, fc6_rate=4, fc6_channels=4096`` is the first row (134.3M) and
@@ -359,6 +363,19 @@ def tiny_deeplab(
 # -- Fully connected CRF (Sec. 3.3) ---------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4)
+def _position_factor(H: int, W: int, sigma: float) -> torch.Tensor:
+    """``exp(-|p_i - p_j|^2 / 2 sigma^2)`` for all pairs of positions of an ``H x W`` grid.
+
+    Shape ``(N, N)``, float64. Cached, because every image of the same size shares it; do not
+    modify the returned tensor in place.
+    """
+    ys, xs = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    y, x = ys.flatten().double(), xs.flatten().double()  # (N,)
+    d_p = (y[:, None] - y[None]).square() + (x[:, None] - x[None]).square()
+    return torch.exp(-d_p / (2 * sigma**2))
+
+
 @dataclass(frozen=True)
 class CRFResult:
     """What :meth:`DenseCRF.infer` returns: final marginals, labels, energy per iteration."""
@@ -390,24 +407,32 @@ class DenseCRF:
     def kernel(self, image: torch.Tensor) -> torch.Tensor:
         """The ``(N, N)`` matrix ``k(i, j)`` of an image ``(C, H, W)``, zero on the diagonal."""
         C, H, W = image.shape
-        ys, xs = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
-        p = torch.stack([ys.flatten(), xs.flatten()], 1).double()  # (N, 2) positions
-        f = image.reshape(C, H * W).T.double()  # (N, C) intensities
-        d_p = (p[:, None] - p[None]).pow(2).sum(-1)  # (N, N) squared distances
-        d_f = (f[:, None] - f[None]).pow(2).sum(-1)
-        k = self.w1 * torch.exp(-d_p / (2 * self.sigma_alpha**2) - d_f / (2 * self.sigma_beta**2))
-        k = k + self.w2 * torch.exp(-d_p / (2 * self.sigma_gamma**2))
+        f = image.reshape(C, H * W).double()  # (C, N) intensities
+        d_f = sum((f[c, :, None] - f[c, None, :]).square() for c in range(C))  # (N, N)
+        # exp(-a - b) = exp(-a) exp(-b): the position factors depend on the grid only (cached).
+        k = torch.exp(d_f.mul_(-1 / (2 * self.sigma_beta**2)))
+        k.mul_(_position_factor(H, W, self.sigma_alpha)).mul_(self.w1)
+        k.add_(_position_factor(H, W, self.sigma_gamma), alpha=self.w2)
         return k.fill_diagonal_(0.0)
 
     @staticmethod
-    def energy(Q: torch.Tensor, unary: torch.Tensor, K: torch.Tensor) -> float:
+    def energy(
+        Q: torch.Tensor,
+        unary: torch.Tensor,
+        K: torch.Tensor,
+        message: torch.Tensor | None = None,
+        total: float | None = None,
+    ) -> float:
         """Mean-field free energy ``E_Q[E(x)] - H(Q)`` of marginals ``Q`` (N, L).
 
         The expected Potts term is ``sum_{i<j} k(i, j) (1 - sum_l Q_il Q_jl)``. Its minimum
         over factorized ``Q`` is what mean field approximates; for one-hot ``Q`` it is ``E(x)``.
+        ``message`` (``K @ Q``) and ``total`` (``K.sum()``) may be passed when already known.
         """
+        message = K @ Q if message is None else message
+        total = float(K.sum()) if total is None else total
         expected_unary = (Q * unary).sum()
-        expected_pairwise = 0.5 * (K.sum() - ((K @ Q) * Q).sum())
+        expected_pairwise = 0.5 * (total - (message * Q).sum())
         entropy = -(Q * torch.log(Q.clamp_min(1e-30))).sum()
         return float(expected_unary + expected_pairwise - entropy)
 
@@ -435,19 +460,21 @@ class DenseCRF:
         P = probabilities.reshape(L, H * W).T.double()  # (N, L)
         unary = -torch.log(P.clamp_min(1e-12))
         K = self.kernel(image)
+        total = float(K.sum())
         Q = torch.softmax(-unary, dim=1)
-        energies = [self.energy(Q, unary, K)]
+        message = K @ Q  # (N, L): sum_j k(i, j) Q_j(l), shared by the energy and the update
+        energies = [self.energy(Q, unary, K, message, total)]
         for _ in range(iterations):
             if schedule == "parallel":
                 # Message passing, compatibility and local update, all pixels at once.
-                Q = torch.softmax(-unary + K @ Q, dim=1)
-            else:
-                message = K @ Q  # (N, L), kept up to date after every single-pixel change
+                Q = torch.softmax(-unary + message, dim=1)
+                message = K @ Q
+            else:  # the message is kept up to date after every single-pixel change
                 for i in range(H * W):
                     new = torch.softmax(-unary[i] + message[i], dim=0)
                     message += K[:, i : i + 1] * (new - Q[i])
                     Q[i] = new
-            energies.append(self.energy(Q, unary, K))
+            energies.append(self.energy(Q, unary, K, message, total))
         marginals = Q.T.reshape(L, H, W).float()
         return CRFResult(marginals, marginals.argmax(0), energies)
 
@@ -517,6 +544,29 @@ def make_shapes(
             images[i, 0][shape] = rng.uniform(0.6, 1.2)
         images[i, 0] += noise * rng.standard_normal((size, size)).astype(np.float32)
     return Shapes(torch.from_numpy(images), torch.from_numpy(masks), torch.from_numpy(sizes))
+
+
+def boundary_mask(masks: torch.Tensor, width: int = 1) -> torch.Tensor:
+    """Pixels within ``width`` pixels of a change of label: a band around object boundaries.
+
+    True where the ``(2 width + 1) x (2 width + 1)`` square around a pixel holds more than one
+    label of ``masks`` (the image border is not a boundary). The paper measures accuracy in
+    such a band, its "trimap" (Sec. 4.1, Fig. 10); the chapter asks where the CRF's
+    corrections fall.
+
+    Args:
+        masks: Class indices, shape ``(n, H, W)``.
+        width: Half-width of the band in pixels, at least 1.
+
+    Returns:
+        Boolean tensor of shape ``(n, H, W)``.
+    """
+    if masks.dim() != 3 or width < 1:
+        raise ValueError(f"need (n, H, W) masks and width >= 1, got {tuple(masks.shape)}, {width}")
+    padded = F.pad(masks[:, None].double(), (width,) * 4, mode="replicate")  # (n, 1, H+2w, W+2w)
+    high = F.max_pool2d(padded, 2 * width + 1, stride=1)
+    low = -F.max_pool2d(-padded, 2 * width + 1, stride=1)
+    return (high != low)[:, 0]
 
 
 def mean_iou(
