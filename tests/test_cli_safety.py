@@ -26,7 +26,7 @@ import pytest
 from conftest import BIB, DOCS, RECORDS
 from test_cli import NEW, run, snapshot
 
-from initdocs import cli
+from initdocs.book import cli
 from initdocs.book.cli import main
 from initdocs.book.files import Repository
 from initdocs.book.records import load_sessions
