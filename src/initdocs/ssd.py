@@ -331,6 +331,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     if not 0.0 <= iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
     order = torch.argsort(scores, descending=True, stable=True)
+    if iou_threshold == 1.0:  # no IoU exceeds 1: every box is kept
+        return order
     overlaps = (box_iou(boxes[order], boxes[order]) > iou_threshold).numpy()  # (K, K)
     suppressed = np.zeros(len(order), dtype=bool)
     keep = []
