@@ -74,3 +74,71 @@ def test_accuracy_counts_pixels_for_dense_predictions():
     y = torch.zeros(3, 4, 4, dtype=torch.long)
     y[:, :2] = 1  # half of every mask is class 1
     assert accuracy(Constant(), x, y, batch_size=2) == pytest.approx(0.5)
+
+
+def test_evaluating_switches_off_training_and_gradients_then_restores_the_mode():
+    from initdocs.train import evaluating
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.5))
+    for mode in (True, False):
+        net.train(mode)
+        with evaluating(net):
+            assert not net.training and not net[1].training
+            assert not torch.is_grad_enabled()
+            out = net(torch.ones(2, 3))
+        assert net.training is mode and torch.is_grad_enabled()
+        assert not out.requires_grad
+    with pytest.raises(RuntimeError), evaluating(net.train()):
+        raise RuntimeError("inside")
+    assert net.training  # restored even when the block raises
+
+
+def test_train_epoch_returns_the_example_weighted_mean_loss_of_its_steps():
+    from initdocs.train import train_epoch
+
+    # One SGD step on a batch of 3 and one on a batch of 1, done by hand for comparison.
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 1, bias=False)
+    ref = torch.nn.Linear(2, 1, bias=False)
+    ref.load_state_dict(net.state_dict())
+    x, y = torch.randn(4, 2), torch.randn(4, 1)
+    batches = [(x[:3], y[:3]), (x[3:], y[3:])]
+    mse = torch.nn.functional.mse_loss
+    mean = train_epoch(net, torch.optim.SGD(net.parameters(), lr=0.1), batches, mse)
+    losses = []
+    for xb, yb in batches:
+        loss = mse(ref(xb), yb)
+        ref.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            ref.weight -= 0.1 * ref.weight.grad
+        losses.append(loss.item())
+    assert mean == pytest.approx((3 * losses[0] + 1 * losses[1]) / 4)
+    assert torch.allclose(net.weight, ref.weight)
+
+
+def test_train_epoch_clips_the_gradient_norm_and_steps_the_schedule():
+    from initdocs.train import train_epoch
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    optimizer = torch.optim.SGD(net.parameters(), lr=1.0)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    batch = (torch.ones(1, 1), torch.full((1, 1), 100.0))  # gradient -200, clipped to norm 1
+    train_epoch(net, optimizer, [batch], torch.nn.functional.mse_loss, schedule=schedule, clip=1.0)
+    assert net.weight.item() == pytest.approx(1.0)  # w - lr * clipped gradient = 0 + 1
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no batches"):
+        train_epoch(net, optimizer, [], torch.nn.functional.mse_loss)
+
+
+def test_history_records_named_series_and_reads_them_back():
+    from initdocs.train import History
+
+    history = History()
+    history.record(train_loss=0.5, test_accuracy=0.8, sequence_accuracy=0.25)
+    history.record(train_loss=0.25, test_accuracy=0.9, sequence_accuracy=0.5)
+    assert history.train_loss == [0.5, 0.25] and history.final_accuracy == 0.9
+    assert history.sequence_accuracy == [0.25, 0.5]
+    with pytest.raises(AttributeError, match="no series 'weights'"):
+        _ = history.weights

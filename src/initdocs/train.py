@@ -1,17 +1,35 @@
-"""A tiny, deterministic training loop shared by every chapter's experiment."""
+"""A tiny, deterministic training loop shared by every chapter's experiment.
+
+The primitives every loop in the book needs live here: :func:`evaluating` (evaluation mode,
+restored afterwards), :func:`train_epoch` (one pass over the batches, returning the mean loss)
+and one :class:`History`. :func:`fit` is the plain classification loop built from them; the
+paper modules build their own short loops from the same pieces, so that only the paper's own
+step (its loss, its optimizer, its reweighting) differs.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["History", "accuracy", "cosine_schedule", "fit", "minibatches", "seed_everything"]
+__all__ = [
+    "History",
+    "accuracy",
+    "cosine_schedule",
+    "evaluating",
+    "fit",
+    "minibatches",
+    "seed_everything",
+    "train_epoch",
+]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -43,18 +61,89 @@ def cosine_schedule(
 
 @dataclass
 class History:
-    """What :func:`fit` records once per epoch."""
+    """What a training loop records once per epoch.
+
+    ``train_loss`` and ``test_accuracy`` are the series every loop keeps; a loop that measures
+    more (a sequence accuracy, the importance weights of each epoch) records it by name with
+    :meth:`record`, and reads it back as an attribute: ``history.sequence_accuracy``.
+    """
 
     train_loss: list[float] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    series: dict[str, list[Any]] = field(default_factory=dict)
+
+    def record(self, **values: Any) -> None:
+        """Append one epoch's values, e.g. ``record(train_loss=0.3, test_accuracy=0.9)``."""
+        for name, value in values.items():
+            if name in ("train_loss", "test_accuracy"):
+                getattr(self, name).append(value)
+            else:
+                self.series.setdefault(name, []).append(value)
+
+    def __getattr__(self, name: str) -> list[Any]:
+        # Only called when normal lookup fails: the extra series, by name.
+        series = self.__dict__.get("series", {})
+        if name in series:
+            return series[name]
+        raise AttributeError(f"History has no series {name!r}; it has {sorted(series)}")
 
     @property
     def final_accuracy(self) -> float:
         return self.test_accuracy[-1]
 
 
-@torch.no_grad()
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Evaluation mode without gradients for the ``with`` block; the previous mode returns after.
+
+    ``with evaluating(model): logits = model(x)`` is the one place the book switches dropout,
+    batch-norm statistics and autograd off for a measurement.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[Any, Any]],
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    *,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+    clip: float | None = None,
+) -> float:
+    """One pass over ``batches`` of ``(inputs, targets)``; returns the mean loss per example.
+
+    Each step computes ``loss_fn(model(inputs), targets)`` (``inputs`` may be a tuple, passed
+    as separate arguments), back-propagates, clips the gradient norm to ``clip`` if given,
+    steps the optimizer and then the per-step ``schedule``. The mean weights each batch's loss
+    by its number of examples, ``len(targets)``.
+    """
+    model.train()
+    total, seen = 0.0, 0
+    for inputs, targets in batches:
+        outputs = model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+        loss = loss_fn(outputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        total += loss.item() * len(targets)
+        seen += len(targets)
+    if seen == 0:
+        raise ValueError("train_epoch got no batches")
+    return total / seen
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
     """Fraction of labels in ``y`` that ``model`` predicts (evaluation mode).
 
@@ -62,13 +151,11 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     segmentation (``y`` of shape (N, H, W), logits (N, C, H, W)): the class is the argmax over
     dimension 1, and the fraction is over every label, i.e. pixel accuracy for masks.
     """
-    was_training = model.training
-    model.eval()
     correct = 0
-    for start in range(0, len(x), batch_size):
-        logits = model(x[start : start + batch_size])
-        correct += (logits.argmax(dim=1) == y[start : start + batch_size]).sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start : start + batch_size])
+            correct += (logits.argmax(dim=1) == y[start : start + batch_size]).sum().item()
     return correct / y.numel()
 
 
@@ -102,17 +189,10 @@ def fit(
     history = History()
     start = time.perf_counter()
     for _ in range(epochs):
-        model.train()
-        total, seen = 0.0, 0
-        for idx in minibatches(len(x_train), batch_size, generator):
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
-        history.train_loss.append(total / seen)
-        history.test_accuracy.append(accuracy(model, x_test, y_test))
+        batches = (
+            (x_train[i], y_train[i]) for i in minibatches(len(x_train), batch_size, generator)
+        )
+        loss = train_epoch(model, optimizer, batches, loss_fn, schedule=schedule)
+        history.record(train_loss=loss, test_accuracy=accuracy(model, x_test, y_test))
     history.seconds = time.perf_counter() - start
     return history
