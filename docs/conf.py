@@ -9,6 +9,7 @@ from pathlib import Path
 
 import initdocs
 from initdocs.book.kernels import prepare_kernels
+from initdocs.book.notebook_cells import MYST_EXTENSIONS
 
 DOCS = Path(__file__).parent
 ROOT = DOCS.parent
@@ -68,15 +69,9 @@ nitpicky = True
 initdocs_check = True  # `initdocs check` runs before the build: a broken chapter stops it
 
 # -- MyST ---------------------------------------------------------------------------------
-myst_enable_extensions = [
-    "amsmath",
-    "colon_fence",
-    "deflist",
-    "dollarmath",
-    "fieldlist",
-    "attrs_inline",
-    "substitution",
-]
+# One list for the build, `initdocs check` and the execution fingerprint, which read chapters
+# with the same extensions (initdocs.book.notebook_cells).
+myst_enable_extensions = list(MYST_EXTENSIONS)
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
 myst_substitutions = {"version": release, "commit": commit}

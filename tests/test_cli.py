@@ -329,6 +329,16 @@ CHAPTER_MISTAKES = {
         "no code cell imports from initdocs",
     ),
     "no-session-card": (lambda t: t.replace("{session-card}", "{note}"), "the session card"),
+    "cell-options-not-yaml": (
+        lambda t: t.replace("mystnb:\n  image:", "mystnb:\n  image: [\n", 1),
+        "the cell's option block is not valid YAML",
+    ),
+    "code-cell-in-colon-fence": (
+        lambda t: re.sub(
+            r"```(\{code-cell\} ipython3\n.*?\n)```", r":::\1:::", t, count=1, flags=re.S
+        ),
+        "myst-nb does not execute this {code-cell}: open it with ``` or ~~~",
+    ),
 }
 
 

@@ -52,8 +52,8 @@ def names(files: list[Path], package_dir: Path = PACKAGE_DIR) -> set[str]:
 
 def test_code_cells_strip_options_and_keep_code():
     cells = code_cells(CHAPTER)
-    assert cells[0] == "%matplotlib inline\nfrom initdocs.vit import VisionTransformer\n"
-    assert cells[1] == "import initdocs.pruning as pruning\nfrom initdocs import se\n"
+    assert cells[0] == "%matplotlib inline\nfrom initdocs.vit import VisionTransformer"
+    assert cells[1] == "import initdocs.pruning as pruning\nfrom initdocs import se"
 
 
 def test_closure_follows_absolute_relative_and_from_package_imports():

@@ -3,7 +3,8 @@
 myst-nb's execution cache is keyed on a notebook's code cells. A chapter's outputs also depend
 on the ``initdocs`` modules its cells import (directly or through other modules) and on the
 versions of the libraries doing the numerics. :func:`chapter_dependencies` finds both from the
-chapter's source text, statically: the code cells are parsed with :mod:`ast`, the imported
+chapter's source text, statically: the code cells (read by :mod:`initdocs.book.notebook_cells`,
+as myst-nb reads them) are parsed with :mod:`ast`, the imported
 ``initdocs`` modules are followed through their own imports (absolute ``initdocs.x`` and
 relative ``.x`` imports, including those inside functions), and every module in that closure
 is hashed. The book puts the result into the notebook as a hidden cell (see
@@ -18,21 +19,18 @@ from __future__ import annotations
 import ast
 import hashlib
 import platform
-import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import initdocs
+from initdocs.book.notebook_cells import read_myst
 
 PACKAGE = "initdocs"
 PACKAGE_DIR = Path(initdocs.__file__).parent
 
 #: Libraries whose version can change a chapter's numbers or figures.
 NUMERIC_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "matplotlib")
-
-_CODE_CELL = re.compile(r"^(`{3,}|~{3,})\{code-cell\}[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
-_CELL_OPTION = re.compile(r"^:[\w-]+:.*$|^---$", re.M)
 
 
 @dataclass(frozen=True)
@@ -55,20 +53,12 @@ class Dependencies:
 
 
 def code_cells(source: str) -> list[str]:
-    """The code of every ``{code-cell}`` in a MyST Markdown notebook, options stripped."""
-    cells = []
-    for match in _CODE_CELL.finditer(source):
-        body = match.group(2)
-        if body.startswith("---\n"):  # a YAML option block
-            end = body.find("\n---\n", 4)
-            body = body[end + 5 :] if end >= 0 else body
-        else:
-            lines = body.splitlines(keepends=True)
-            while lines and _CELL_OPTION.match(lines[0].rstrip("\n")):
-                lines.pop(0)
-            body = "".join(lines)
-        cells.append(body)
-    return cells
+    """The code of every cell myst-nb executes in a MyST Markdown notebook, options removed.
+
+    The cells are those :mod:`initdocs.book.notebook_cells` reads, the ones ``initdocs check``
+    checks.
+    """
+    return [cell.source for cell in read_myst(source).cells]
 
 
 def _python(code: str) -> str:
