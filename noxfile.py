@@ -1,14 +1,21 @@
 """Build and test the initdocs book: ``nox -s docs`` builds it, ``nox -s lint tests`` tests it.
 
-Every session installs the package with ``constraints.txt``, which pins torch to the CPU
-build (2.13.0). Where PyPI's torch is a CUDA build (Linux), point INITDOCS_TORCH_INDEX at
-PyTorch's CPU wheel index first; see the README.
+Every session installs with ``constraints.txt``, the lock file that ``nox -s lock`` writes: it
+pins every package, torch to the version in pyproject.toml's ``[tool.initdocs]`` table. Where
+PyPI's torch is a CUDA build (Linux), point INITDOCS_TORCH_INDEX at PyTorch's CPU wheel index,
+or PIP_FIND_LINKS at a folder holding the CPU wheel; see the README.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import shutil
+import subprocess
+import tempfile
+import tomllib
+from pathlib import Path
 
 import nox
 
@@ -16,7 +23,17 @@ nox.options.default_venv_backend = "venv"  # uv would skip the local torch wheel
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests"]
 
-CONSTRAINTS = ("-c", "constraints.txt")
+ROOT = Path(__file__).resolve().parent
+LOCK = "constraints.txt"
+CONSTRAINTS = ("-c", LOCK)
+#: torch's version: written once, in pyproject.toml (``[tool.initdocs] torch``).
+TORCH = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["initdocs"][
+    "torch"
+]
+#: The resolver that writes the lock, pinned: another uv release may word the file differently.
+UV = "uv==0.13.9"
+#: The lock is made for the CI machine (CPython 3.11 on x86-64 Linux), whatever runs it.
+LOCK_TARGET = ("--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28")
 BUILD = "docs/_build"
 SPHINX_ARGS = (
     "-M",
@@ -36,8 +53,8 @@ SPHINX_ARGS = (
 def _install(session: nox.Session, extras: str) -> None:
     """Install the package in editable mode with ``extras``, torch from the CPU build."""
     torch_index = os.environ.get("INITDOCS_TORCH_INDEX")
-    if torch_index:
-        session.install("torch==2.13.0", "--index-url", torch_index)
+    if torch_index:  # torch alone from there; its dependencies come pinned from PyPI below
+        session.install(*CONSTRAINTS, "torch", "--no-deps", "--index-url", torch_index)
     session.install(*CONSTRAINTS, "-e", f".[{extras}]")
 
 
@@ -78,7 +95,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting of the package, the tests, the configuration."""
-    session.install("ruff>=0.6")
+    session.install(*CONSTRAINTS, "ruff")
     files = ("src", "tests", "docs/conf.py", "noxfile.py")
     session.run("ruff", "check", *files)
     session.run("ruff", "format", "--check", *files)
@@ -137,3 +154,85 @@ def linkcheck(session: nox.Session) -> None:
 def clean(session: nox.Session) -> None:
     """Delete the built book and the execution cache (the next build is cold)."""
     shutil.rmtree(BUILD, ignore_errors=True)
+
+
+def _pip_find_links(session: nox.Session) -> list[str]:
+    """The folders pip takes wheels from: PIP_FIND_LINKS, else pip's configuration files."""
+    if "PIP_FIND_LINKS" in os.environ:
+        return os.environ["PIP_FIND_LINKS"].split()
+    listing = session.run("python", "-m", "pip", "config", "list", silent=True) or ""
+    found = re.findall(r"^[\w:.-]+\.find-links='(.*)'$", listing, flags=re.MULTILINE)
+    return [folder for value in found for folder in value.split()]
+
+
+def _torch_sources(session: nox.Session) -> list[str]:
+    """Where uv finds torch's CPU build: the same places pip is pointed at."""
+    options = [f"--find-links={folder}" for folder in _pip_find_links(session)]
+    torch_index = os.environ.get("INITDOCS_TORCH_INDEX")
+    if torch_index:  # the best match across PyPI and the CPU index: 2.x.y+cpu for torch
+        options += [f"--extra-index-url={torch_index}", "--index-strategy=unsafe-best-match"]
+    return options
+
+
+def _compile_lock(session: nox.Session, output: Path) -> str:
+    """Resolve every extra of pyproject.toml into ``output``; return the lock's text.
+
+    torch is asked for as ``X+cpu``, the CPU build's version on Linux, so the lock can never
+    hold the CUDA build's dependencies; the file then names the public version ``X``, which
+    pip matches with the CPU build (from PIP_FIND_LINKS or INITDOCS_TORCH_INDEX) on Linux and
+    with PyPI's own build on macOS and Windows.
+    """
+    uv = shutil.which("uv", path=session.bin)
+    if uv is None:
+        session.error(f"uv is not in {session.bin}")
+    command = [
+        uv, "pip", "compile", "pyproject.toml", "-", "--all-extras", "--no-config", "--quiet",
+        *LOCK_TARGET, *_torch_sources(session),
+        "--custom-compile-command", "nox -s lock", "--output-file", str(output),
+    ]  # fmt: skip
+    session.log(" ".join(command) + f"  (standard input: torch=={TORCH}+cpu)")
+    # The torch requirement comes on standard input, so no file path lands in the lock.
+    run = subprocess.run(command, input=f"torch=={TORCH}+cpu\n", text=True, cwd=ROOT)
+    if run.returncode:
+        session.error(
+            f"uv could not resolve the lock (above). If it found no torch=={TORCH}+cpu, point "
+            "PIP_FIND_LINKS at a folder with that wheel or INITDOCS_TORCH_INDEX at "
+            "https://download.pytorch.org/whl/cpu"
+        )
+    text = output.read_text(encoding="utf-8")
+    cpu = re.compile(rf"^torch=={re.escape(TORCH)}\+cpu$", re.MULTILINE)
+    if len(cpu.findall(text)) != 1:
+        session.error(f"the lock holds no torch=={TORCH}+cpu line; it is left unchanged")
+    return cpu.sub(f"torch=={TORCH}", text)
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Pin every dependency in constraints.txt with uv (``-- --check``: only compare).
+
+    The pins already in constraints.txt are uv's preferences, so running it again gives the
+    same file byte for byte; ``-- --upgrade`` starts from nothing and takes the newest
+    releases. ``-- --check`` fails when the committed file is not what this session writes.
+    """
+    unknown = set(session.posargs) - {"--check", "--upgrade"}
+    if unknown:
+        session.error(f"unknown option(s) {sorted(unknown)}: use --check or --upgrade")
+    session.install(UV)
+    committed = (ROOT / LOCK).read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(tmp) / LOCK
+        if "--upgrade" not in session.posargs:
+            output.write_text(committed, encoding="utf-8")
+        text = _compile_lock(session, output)
+    if "--check" not in session.posargs:
+        (ROOT / LOCK).write_text(text, encoding="utf-8")
+        session.log(f"wrote {LOCK}")
+    elif text != committed:
+        diff = difflib.unified_diff(
+            committed.splitlines(keepends=True), text.splitlines(keepends=True), LOCK, "nox -s lock"
+        )
+        session.error(
+            f"{LOCK} is not what `nox -s lock` writes; run it and commit:\n" + "".join(diff)
+        )
+    else:
+        session.log(f"{LOCK} is what `nox -s lock` writes")

@@ -81,7 +81,7 @@ def test_chapter_executed_cleanly(html, chapter):
 
 @pytest.mark.parametrize("chapter", NAMES)
 def test_chapter_meets_the_rubric(chapter):
-    """The parts of CHAPTER.md, in order, and at least five discussion prompts."""
+    """The parts of the rubric (chapters.RUBRIC), in order, and at least five prompts."""
     text = (DOCS / "sessions" / f"{chapter}.md").read_text(encoding="utf-8")
     parts = [
         "## In one paragraph",

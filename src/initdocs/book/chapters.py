@@ -1,9 +1,10 @@
 """Chapters as contributors write them: the template, and the checks a chapter must pass.
 
 A chapter is one MyST Markdown notebook ``docs/sessions/NN-slug.md`` that follows the rubric
-of ``CHAPTER.md``. :func:`render_template` lays that rubric out with ``[[write: ...]]``
-markers in place of content; :func:`check_chapter` finds everything that would make a chapter
-fail the build or fall short of the rubric, each problem with its line.
+of this module (:data:`RUBRIC` and the checks). :func:`render_template` lays that rubric out
+from ``chapter_template.md`` beside it, with ``[[write: ...]]`` markers in place of content;
+:func:`check_chapter` finds everything that would make a chapter fail the build or fall short
+of the rubric, each problem with its line.
 
 The check is a table of small rules (:data:`RULES`), each a function that reads a
 :class:`Chapter` and yields its problems: the line, what is wrong and what to do. The chapter's
@@ -27,7 +28,7 @@ from initdocs.book.records import Session
 
 __all__ = ["MARKER", "RUBRIC", "RULES", "Chapter", "check_chapter", "read_text", "render_template"]
 
-#: The parts of a chapter, in order, as level-2 headings (``CHAPTER.md``).
+#: The parts of a chapter, in order, as level-2 headings (as in ``chapter_template.md``).
 RUBRIC = (
     "In one paragraph",
     "Background you need",

@@ -6,6 +6,7 @@
     initdocs sessions [--json]                         list the sessions
 
 Exit status: 0 when all went well, 1 when a check found problems, 2 for a usage error, when
+the book's tools are not installed (``pip install 'initdocs[docs]'``), when
 ``new`` or ``chapter`` refused to write (always with a message, and nothing changed unless the
 message says so), or when standard output was closed early (``initdocs sessions | head -1``:
 the rest of the output is dropped and a note goes to standard error), and 130 after Ctrl-C
@@ -33,10 +34,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from initdocs import __version__
-from initdocs.book.chapters import render_template
-from initdocs.book.check import check_paths
 from initdocs.book.files import Problem, Repository, find_repository
-from initdocs.book.records import Session, SessionRecordError, Sessions, load_sessions
 from initdocs.book.safe_files import (
     LockTimeout,
     StagedFile,
@@ -45,6 +43,27 @@ from initdocs.book.safe_files import (
     exclusive_lock,
     remove_leftovers,
 )
+
+# The book's tools (PyYAML, pybtex, ...) come with the `docs` extra, not with a reader's
+# `pip install initdocs`: without them, main() says what to install instead of a traceback.
+_missing_tool: ModuleNotFoundError | None = None
+
+
+def _missing_module(exc: ModuleNotFoundError) -> str:
+    """The top-level package that ``exc`` found missing; a missing part of initdocs is a bug."""
+    name = (exc.name or "initdocs").split(".")[0]
+    if name == "initdocs":
+        raise exc
+    return name
+
+
+try:
+    from initdocs.book.chapters import render_template
+    from initdocs.book.check import check_paths
+    from initdocs.book.records import Session, SessionRecordError, Sessions, load_sessions
+except ModuleNotFoundError as exc:
+    _missing_module(exc)
+    _missing_tool = exc
 
 __all__ = ["main"]
 
@@ -634,11 +653,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prefix = f"initdocs {args.command}"
     try:
+        if _missing_tool is not None:
+            raise _missing_tool
         code = args.func(args)
         sys.stdout.flush()  # here, so that a closed pipe is reported below, not at exit
         return code
     except UsageError as exc:
         _say(f"{prefix}: {exc}")
+        return 2
+    except ModuleNotFoundError as exc:  # an install without the `docs` extra
+        _say(
+            f"{prefix} needs the book's tools (no module named {_missing_module(exc)!r}): "
+            "pip install 'initdocs[docs]'"
+        )
         return 2
     except BrokenPipeError:  # e.g. initdocs sessions | head -1: the reader stopped reading
         _to_devnull(sys.stdout)
