@@ -38,14 +38,14 @@ LOCATION = "Online (Zoom)"
 
 
 def _plain_text(value: str) -> str:
-    """``value`` as a TEXT value for :mod:`icalendar`, which escapes it: line breaks (CRLF,
-    CR or LF) are kept and become ``\\n``; any other control character but tab is an error,
-    where icalendar would drop it silently (the records check refuses them, so this only
-    guards against a new caller)."""
+    """``value`` as a TEXT value for :mod:`icalendar`, which escapes it. Every line break (CRLF,
+    CR or LF) becomes LF, which icalendar writes as ``\\n`` (older versions leave a lone CR
+    raw); any other control character but tab is an error, where icalendar would drop it
+    silently (the records check refuses them, so this only guards against a new caller)."""
     bad = next((c for c in value if c not in "\t\r\n" and unicodedata.category(c) == "Cc"), None)
     if bad is not None:
         raise ValueError(f"calendar text {value!r} holds the control character U+{ord(bad):04X}")
-    return value
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def chapter_url(base_url: str, session: Session) -> str:
