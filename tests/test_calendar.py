@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -9,9 +10,10 @@ import icalendar
 import pytest
 from bs4 import BeautifulSoup
 from conftest import RECORDS
+from test_sphinxext import CHAPTER, INDEX, build
 
-from initdocs.book.calendar import calendar, escape_text, fold
-from initdocs.book.records import load_sessions
+from initdocs.book.calendar import calendar
+from initdocs.book.records import Sessions, load_sessions
 
 BASE_URL = "https://example.org/book/"
 
@@ -84,14 +86,93 @@ def test_unbuilt_chapters_get_no_link(records):
     assert with_url == [f"{BASE_URL}sessions/01-xception.html"]
 
 
-def test_text_escaping_and_folding_round_trip():
-    text = "Café, naïve; back\\slash\nnew line, " + "長い題名" * 30
-    line = fold(f"SUMMARY:{escape_text(text)}")
-    assert all(len(part.encode()) <= 75 for part in line.split("\r\n"))
-    ics = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\n{line}\r\nEND:VEVENT\r\n"
-    ics += "END:VCALENDAR\r\n"
-    event = icalendar.Calendar.from_ical(ics).walk("VEVENT")[0]
-    assert str(event["SUMMARY"]) == text
+def with_title(records: Sessions, title: str) -> Sessions:
+    """``records`` with the first session's title replaced (no record check on the way)."""
+    first = dataclasses.replace(records.sessions[0], title=title)
+    return dataclasses.replace(records, sessions=(first, *records.sessions[1:]))
+
+
+def test_text_escaping_and_folding_round_trip(records):
+    title = "Café, naïve; back\\slash\tnew line, " + "長い題名" * 30
+    text = calendar(with_title(records, title), BASE_URL)
+    assert "SUMMARY:MLT __init__ session 1: Café\\, naïve\\; back\\\\slash" in text
+    assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))
+    event = icalendar.Calendar.from_ical(text).walk("VEVENT")[0]
+    assert str(event["SUMMARY"]) == f"MLT __init__ session 1: {title}"
+
+
+def test_every_line_break_becomes_an_escaped_newline(records):
+    text = calendar(with_title(records, "a\rb\r\nc\nd"), BASE_URL)
+    assert "SUMMARY:MLT __init__ session 1: a\\nb\\nc\\nd\r\n" in text
+    event = icalendar.Calendar.from_ical(text).walk("VEVENT")[0]
+    assert str(event["SUMMARY"]) == "MLT __init__ session 1: a\nb\nc\nd"
+
+
+@pytest.mark.parametrize("char", ["\x1b", "\x00", "\x7f", "\x85"])
+def test_other_control_characters_are_refused_not_dropped(records, char):
+    with pytest.raises(ValueError, match=rf"U\+{ord(char):04X}"):
+        calendar(with_title(records, f"red{char}[31m"), BASE_URL)
+
+
+#: Session 1's notes, written out: the paper, topic, presenter, slides, notebook, video and
+#: chapter, one a line.
+XCEPTION_DESCRIPTION = """\
+Paper: Xception: Deep Learning with Depthwise Separable Convolutions \
+(https://arxiv.org/abs/1610.02357)
+Topic: CV: Separable Convolutions
+Presenter: Jayson Cunanan
+Slides: https://github.com/Machine-Learning-Tokyo/__init__/blob/main/session_01/Xception.pptx
+Notebook: https://github.com/Machine-Learning-Tokyo/__init__/blob/main/session_01/Xception.ipynb
+Video: https://www.youtube.com/watch?v=GIXDyJnFM5w
+Chapter in the book: https://example.org/book/sessions/01-xception.html"""
+
+
+def test_each_event_holds_exactly_its_records_facts(records):
+    events = icalendar.Calendar.from_ical(calendar(records, BASE_URL)).walk("VEVENT")
+    assert [str(e["UID"]) for e in events] == [f"session-{n}@example.org" for n in range(1, 12)]
+    for session, event in zip(records, events, strict=True):
+        start = dt.datetime.combine(session.date, dt.time(8, 0), dt.UTC)  # 17:00 in Tokyo
+        assert event.decoded("DTSTART") == start == event.decoded("DTSTAMP")
+        for name in ("DTSTART", "DTSTAMP"):  # written in UTC, needing no VTIMEZONE
+            assert event[name].to_ical() == start.strftime("%Y%m%dT%H%M%SZ").encode()
+        assert event.decoded("DURATION") == dt.timedelta(hours=1, minutes=30)
+        assert str(event["SUMMARY"]) == f"MLT __init__ session {session.number}: {session.title}"
+        assert str(event["LOCATION"]) == "Online (Zoom)"
+        chapter = f"{BASE_URL}sessions/{session.chapter}.html"
+        assert str(event["URL"]) == chapter
+        lines = str(event["DESCRIPTION"]).split("\n")
+        assert lines[:3] == [
+            f"Paper: {session.title} ({session.paper_url})",
+            f"Topic: {session.topic}",
+            f"Presenter: {session.presenter.name}",
+        ]
+        video = [f"Video: {session.video}"] if session.video else []
+        links = [f"{link.label}: {link.url}" for link in session.links]
+        assert lines[3:] == [*links, *video, f"Chapter in the book: {chapter}"]
+    assert str(events[0]["DESCRIPTION"]) == XCEPTION_DESCRIPTION
+    assert not icalendar.Calendar.from_ical(calendar(records, BASE_URL)).walk("VTIMEZONE")
+
+
+def build_calendar(tmp_path) -> bytes:
+    """sessions.ics of a small book (the home page and one chapter) built with the records."""
+    extensions = ["myst_nb", "sphinxcontrib.bibtex", "initdocs.book.directives"]
+    html, warnings = build(
+        tmp_path,
+        {"index.md": INDEX, "sessions/01-xception.md": CHAPTER.format(title="X")},
+        extensions=[*extensions, "initdocs.book.calendar"],
+        html_baseurl=BASE_URL,
+    )
+    assert warnings == ""
+    return (html / "sessions.ics").read_bytes()
+
+
+def test_two_builds_write_the_same_bytes(tmp_path, records):
+    first = build_calendar(tmp_path / "first")
+    assert build_calendar(tmp_path / "second") == first
+    events = icalendar.Calendar.from_ical(first).walk("VEVENT")
+    assert len(events) == len(records)
+    # Only the chapter in the build is linked.
+    assert [str(e["URL"]) for e in events if "URL" in e] == [f"{BASE_URL}sessions/01-xception.html"]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from test_cli import NEW, repo, run, snapshot  # noqa: F401  (repo is a fixture)
 from test_sphinxext import CHAPTER, INDEX, build
 
-from initdocs.book.calendar import calendar, escape_text
+from initdocs.book.calendar import calendar
 from initdocs.book.chapters import render_template
 from initdocs.book.records import SessionRecordError, load_sessions
 
@@ -404,12 +404,6 @@ def test_any_one_line_text_reaches_the_page_as_that_text(tmp_path_factory, drawn
 
 
 # -- the calendar and the chapter template ----------------------------------------------------
-
-
-def test_calendar_escapes_every_line_break_and_refuses_other_controls():
-    assert escape_text("a\rb\r\nc\nd") == "a\\nb\\nc\\nd"
-    with pytest.raises(ValueError, match=r"U\+001B"):
-        escape_text("\x1b[31m")
 
 
 def test_calendar_of_hostile_records_is_rfc_5545(tmp_path):

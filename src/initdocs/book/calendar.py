@@ -4,20 +4,22 @@ The book publishes it as ``sessions.ics`` at the root of the HTML output; reader
 once or subscribe to its address so new sessions appear in their calendar. The
 ``{sessions-calendar}`` directive writes the line that links it.
 
-The file follows RFC 5545: CRLF line ends, lines folded at 75 octets, TEXT values escaped.
-Times are in UTC (the ``Z`` form), which every calendar converts to the reader's own zone and
-which needs no VTIMEZONE block. The output depends on the records alone, so two builds of the
-same sources give the same bytes: DTSTAMP is the session's own start, not the clock.
+The file is written with the :mod:`icalendar` package, which escapes TEXT values and folds
+lines as RFC 5545 asks. Times are in UTC (the ``Z`` form), which every calendar converts to
+the reader's own zone and which needs no VTIMEZONE block. The output depends on the records
+alone, so two builds of the same sources give the same bytes: DTSTAMP is the session's own
+start, not the clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+import icalendar
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
@@ -32,49 +34,18 @@ FILENAME = "sessions.ics"
 DURATION = dt.timedelta(hours=1, minutes=30)
 PRODID = "-//Machine Learning Tokyo//initdocs sessions//EN"
 CALENDAR_NAME = "MLT __init__ journal club"
+LOCATION = "Online (Zoom)"
 
 
-def escape_text(value: str) -> str:
-    """Escape a TEXT value (RFC 5545, section 3.3.11): every line break (CRLF, CR or LF)
-    becomes ``\\n``; any other control character but tab, which TEXT may not hold, is an error
-    (the records check refuses them, so this only guards against a new caller)."""
-    escaped = (
-        value.replace("\\", "\\\\")
-        .replace(";", "\\;")
-        .replace(",", "\\,")
-        .replace("\r\n", "\\n")
-        .replace("\r", "\\n")
-        .replace("\n", "\\n")
-    )
-    bad = next((c for c in escaped if c != "\t" and unicodedata.category(c) == "Cc"), None)
+def _plain_text(value: str) -> str:
+    """``value`` as a TEXT value for :mod:`icalendar`, which escapes it. Every line break (CRLF,
+    CR or LF) becomes LF, which icalendar writes as ``\\n`` (older versions leave a lone CR
+    raw); any other control character but tab is an error, where icalendar would drop it
+    silently (the records check refuses them, so this only guards against a new caller)."""
+    bad = next((c for c in value if c not in "\t\r\n" and unicodedata.category(c) == "Cc"), None)
     if bad is not None:
         raise ValueError(f"calendar text {value!r} holds the control character U+{ord(bad):04X}")
-    return escaped
-
-
-def fold(line: str, limit: int = 75) -> str:
-    """Fold a content line into parts of at most ``limit`` octets, never inside a character."""
-    parts: list[str] = []
-    current, size = "", 0
-    for char in line:
-        width = len(char.encode("utf-8"))
-        # Continuation lines start with a space, which counts towards their limit.
-        if size + width > (limit if not parts else limit - 1):
-            parts.append(current)
-            current, size = "", 0
-        current += char
-        size += width
-    parts.append(current)
-    return "\r\n ".join(parts)
-
-
-def _utc(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _duration(delta: dt.timedelta) -> str:
-    hours, rest = divmod(int(delta.total_seconds()), 3600)
-    return f"PT{hours}H{rest // 60}M" if rest else f"PT{hours}H"
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def chapter_url(base_url: str, session: Session) -> str:
@@ -83,6 +54,7 @@ def chapter_url(base_url: str, session: Session) -> str:
 
 
 def _description(session: Session, chapter: str | None) -> str:
+    """The event's notes: the paper, topic, presenter, links and the chapter, one a line."""
     lines = [
         f"Paper: {session.title} ({session.paper_url})",
         f"Topic: {session.topic}",
@@ -96,21 +68,23 @@ def _description(session: Session, chapter: str | None) -> str:
     return "\n".join(lines)
 
 
-def _event(records: Sessions, session: Session, base_url: str, has_chapter: bool) -> Iterator[str]:
-    start = records.start(session)
+def _event(
+    records: Sessions, session: Session, base_url: str, has_chapter: bool
+) -> icalendar.Event:
+    start = records.start(session).astimezone(dt.UTC)
     host = urlsplit(base_url).hostname or "initdocs"
     chapter = chapter_url(base_url, session) if has_chapter else None
-    yield "BEGIN:VEVENT"
-    yield f"UID:session-{session.number}@{host}"
-    yield f"DTSTAMP:{_utc(start)}"
-    yield f"DTSTART:{_utc(start)}"
-    yield f"DURATION:{_duration(DURATION)}"
-    yield f"SUMMARY:{escape_text(f'MLT __init__ session {session.number}: {session.title}')}"
-    yield f"DESCRIPTION:{escape_text(_description(session, chapter))}"
-    yield "LOCATION:Online (Zoom)"
+    event = icalendar.Event()
+    event.add("uid", f"session-{session.number}@{host}")
+    event.add("dtstamp", start)
+    event.add("dtstart", start)
+    event.add("duration", DURATION)
+    event.add("summary", _plain_text(f"MLT __init__ session {session.number}: {session.title}"))
+    event.add("description", _plain_text(_description(session, chapter)))
+    event.add("location", LOCATION)
     if chapter:
-        yield f"URL:{chapter}"
-    yield "END:VEVENT"
+        event.add("url", chapter)
+    return event
 
 
 def calendar(records: Sessions, base_url: str, chapters: Iterable[str] | None = None) -> str:
@@ -123,19 +97,17 @@ def calendar(records: Sessions, base_url: str, chapters: Iterable[str] | None = 
             them gets no chapter link. ``None`` links every chapter.
     """
     known = None if chapters is None else set(chapters)
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        f"PRODID:{PRODID}",
-        "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH",
-        f"X-WR-CALNAME:{escape_text(CALENDAR_NAME)}",
-    ]
+    ical = icalendar.Calendar()
+    ical.add("version", "2.0")
+    ical.add("prodid", PRODID)
+    ical.add("calscale", "GREGORIAN")
+    ical.add("method", "PUBLISH")
+    ical.add("x-wr-calname", CALENDAR_NAME)
     for session in records:
         has_chapter = known is None or session.docname in known
-        lines += _event(records, session, base_url, has_chapter)
-    lines.append("END:VCALENDAR")
-    return "".join(fold(line) + "\r\n" for line in lines)
+        ical.add_component(_event(records, session, base_url, has_chapter))
+    # Properties in the order they were added, as the file always had them.
+    return ical.to_ical(sorted=False).decode("utf-8")
 
 
 class SessionsCalendar(SphinxDirective):
