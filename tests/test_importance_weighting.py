@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.optimize import Bounds, LinearConstraint, minimize
 from torch import nn
 
@@ -233,3 +234,17 @@ def test_trainer_passes_the_transformation_to_weight_estimation():
     val = dict(x_val=x[:16], y_val=y[:16])
     train_importance_weighted(model, x, y, x, y, **val, epochs=2, batch_size=16, transform=spy)
     assert calls == [16, 16, 16, 16]  # epoch 2 only (warm start): 2 batches, train and val each
+
+
+def test_static_history_records_the_weighted_loss_per_example():
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 4), torch.randint(0, 2, (40,))
+    model, w = nn.Linear(4, 2), torch.rand(40)
+    with torch.no_grad():  # lr 0 leaves the model as it is: every epoch sees the same losses
+        expected = (w * F.cross_entropy(model(x), y, reduction="none")).sum().item() / 40
+    history = train_importance_weighted(
+        model, x, y, x, y, method="static", static_weights=w, epochs=2, batch_size=16, lr=0.0
+    )
+    assert history.train_loss == pytest.approx([expected, expected])
+    assert [h.tolist() for h in history.weights] == [w.tolist(), w.tolist()]
+    assert history.seconds > 0

@@ -22,6 +22,7 @@ from initdocs.pruning import (
     soft_prune_train,
 )
 from initdocs.resnet import BasicBlock, resnet_cifar
+from initdocs.train import accuracy
 
 
 def brute_force_scores(weight: torch.Tensor) -> list[float]:
@@ -197,7 +198,10 @@ def test_recalibration_and_soft_prune_training_run_and_keep_masks():
     torch.manual_seed(0)
     model = resnet_cifar(8, in_channels=1)
     run = soft_prune_train(model, data, 0.5, "fpgm", epochs=2)
-    assert len(run.accuracies) == 3 and all(0.0 <= a <= 1.0 for a in run.accuracies)
+    # one accuracy after each pruning (the first before any training), one loss per epoch
+    assert len(run.test_accuracy) == 3 and all(0.0 <= a <= 1.0 for a in run.test_accuracy)
+    assert run.test_accuracy[-1] == accuracy(model, data.x_test, data.y_test)
+    assert len(run.train_loss) == 2 and all(math.isfinite(v) for v in run.train_loss)
     assert len(run.reselected) == 2 and all(0.0 <= r <= 1.0 for r in run.reselected)
     zero = (model.stem[0].weight.reshape(16, -1) == 0).all(dim=1)
     assert int(zero.sum()) == 8

@@ -382,5 +382,10 @@ def test_training_lowers_the_loss_and_is_deterministic():
     assert histories[0].train_loss == histories[1].train_loss
     assert histories[0].train_loss[-1] < histories[0].train_loss[0]
     assert all(0.0 <= a <= 1.0 for a in histories[0].token_accuracy)
+    # the last epoch's accuracies are those of the trained model, which is left in train mode
+    assert model.training
+    token_acc, seq_acc = evaluate(model, test)
+    assert histories[1].token_accuracy[-1] == token_acc
+    assert histories[1].sequence_accuracy == [*histories[1].sequence_accuracy[:2], seq_acc]
     with pytest.raises(ValueError, match="epochs"):
         train_encoder_decoder(_tiny(), train, test, epochs=0)

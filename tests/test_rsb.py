@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from initdocs.resnet import DropPath, resnet50, resnet_cifar
 from initdocs.rsb import (
@@ -12,6 +13,7 @@ from initdocs.rsb import (
     UNVERIFIED,
     Lamb,
     RepeatedAugSampler,
+    WarmupCosine,
     binary_cross_entropy,
     cosine_with_warmup,
     cutmix,
@@ -105,6 +107,24 @@ def test_cosine_with_warmup_values():
         cosine_with_warmup(0, 10, 10, base)
     with pytest.raises(ValueError):
         cosine_with_warmup(-1, 10, 2, base)
+
+
+def test_warmup_cosine_sets_each_groups_rate_before_every_step():
+    a, b = nn.Parameter(torch.ones(2)), nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([{"params": [a], "lr": 0.4}, {"params": [b], "lr": 0.1}])
+    schedule = WarmupCosine(optimizer, total_steps=10, warmup_steps=3)
+    used = []
+    for _ in range(10):
+        used.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        schedule.step()
+    # warm-up 0.4 * 1/3, 2/3, 3/3, then a half cosine over the remaining 7 steps
+    assert used[:3] == [[0.4 * k / 3, 0.1 * k / 3] for k in (1, 2, 3)]
+    assert used[3] == [0.4, 0.1]
+    cosine = (1 + math.cos(math.pi * 6 / 7)) / 2  # the last step, 6 of 7 past the warm-up
+    assert used[-1] == pytest.approx([0.4 * cosine, 0.1 * cosine])
+    with pytest.raises(ValueError, match="warmup_steps"):
+        WarmupCosine(optimizer, total_steps=3, warmup_steps=3)
 
 
 # ---- Mixup, cutmix, BCE ---------------------------------------------------------------------

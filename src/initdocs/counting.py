@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from initdocs.train import evaluating
+
 __all__ = ["count_macs", "count_parameters"]
 
 
@@ -33,11 +35,6 @@ def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
     The module is run in evaluation mode under ``torch.no_grad()`` and put back in the mode it
     was in. Pass a batch of one to get the cost per image.
     """
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(*inputs)
-    finally:
-        module.train(was_training)
+    with evaluating(module), FlopCounterMode(display=False) as counter:
+        module(*inputs)
     return counter.get_total_flops() // 2

@@ -29,8 +29,8 @@ and the authors' reference code (``diw.py`` and ``kmm.py``):
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,10 +38,9 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from torch import nn
 
-from initdocs.train import accuracy, cosine_schedule, minibatches
+from initdocs.train import History, accuracy, cosine_schedule, evaluating, minibatches
 
 __all__ = [
-    "IWHistory",
     "diw_step",
     "estimate_weights",
     "hidden_output",
@@ -217,7 +216,6 @@ def hidden_output(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
     return model[:-1](x).flatten(1)
 
 
-@torch.no_grad()
 def estimate_weights(
     model: nn.Module,
     x_train: torch.Tensor,
@@ -243,11 +241,9 @@ def estimate_weights(
     Returns:
         Weights of shape (n_tr,), detached, float32.
     """
-    was_training = model.training
-    model.eval()
-    z_train = transform(model, x_train, y_train).double().cpu().numpy()
-    z_val = transform(model, x_val, y_val).double().cpu().numpy()
-    model.train(was_training)
+    with evaluating(model):
+        z_train = transform(model, x_train, y_train).double().cpu().numpy()
+        z_val = transform(model, x_val, y_val).double().cpu().numpy()
     w = kmm_weights(z_train, z_val, gamma=gamma_rule(z_train), upper=upper, ftol=WE_FTOL)
     return torch.as_tensor(w, dtype=torch.float32)
 
@@ -298,18 +294,6 @@ def diw_step(
     return weights, loss.item()
 
 
-@dataclass
-class IWHistory:
-    """What :func:`train_importance_weighted` records once per epoch."""
-
-    test_accuracy: list[float] = field(default_factory=list)
-    weights: list[np.ndarray] = field(default_factory=list)  # one (n_train,) array per epoch
-
-    @property
-    def final_accuracy(self) -> float:
-        return self.test_accuracy[-1]
-
-
 def train_importance_weighted(
     model: nn.Module,
     x_train: torch.Tensor,
@@ -329,7 +313,7 @@ def train_importance_weighted(
     seed: int = 0,
     transform: Transform = per_sample_loss,
     gamma_rule: Callable[[np.ndarray], float] = kernel_width,
-) -> IWHistory:
+) -> History:
     """Train with plain, static-IW or DIW weights (AdamW and cosine decay, like ``fit``).
 
     Every method minimizes the weighted sum of losses of each batch; "plain" uses weights 1,
@@ -338,6 +322,10 @@ def train_importance_weighted(
     batch of the same size, drawn afresh from ``(x_val, y_val)`` without replacement, matched
     on ``transform`` with the kernel parameter of ``gamma_rule`` (by default per-sample losses
     and the reference code's rule).
+
+    The history records, once per epoch, the test accuracy, the training loss (the weighted
+    loss per training example) and ``history.weights``: the weight every training example
+    got in that epoch, an array of shape (n_train,).
     """
     if method not in ("plain", "static", "diw"):
         raise ValueError(f"method must be 'plain', 'static' or 'diw', got {method!r}")
@@ -350,9 +338,9 @@ def train_importance_weighted(
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = cosine_schedule(optimizer, epochs, len(x_train), batch_size)
-    history = IWHistory()
+    history, start = History(), time.perf_counter()
     for epoch in range(epochs):
-        epoch_weights = np.ones(len(x_train))
+        epoch_weights, loss_sum = np.ones(len(x_train)), 0.0
         for idx in minibatches(len(x_train), batch_size, generator):
             weights, x_v, y_v = None, None, None
             if method == "plain" or (method == "diw" and epoch < warmup_epochs):
@@ -363,9 +351,11 @@ def train_importance_weighted(
                 pick = torch.randperm(len(x_val), generator=generator)[: len(idx)]
                 x_v, y_v = x_val[pick], y_val[pick]
             x, y = x_train[idx], y_train[idx]
-            weights, _ = diw_step(model, optimizer, x, y, x_v, y_v, weights, transform, gamma_rule)
+            w, loss = diw_step(model, optimizer, x, y, x_v, y_v, weights, transform, gamma_rule)
             schedule.step()
-            epoch_weights[idx.numpy()] = weights.numpy()
-        history.weights.append(epoch_weights)
-        history.test_accuracy.append(accuracy(model, x_test, y_test))
+            epoch_weights[idx.numpy()] = w.numpy()
+            loss_sum += loss  # the batch's weighted *sum* of losses
+        acc = accuracy(model, x_test, y_test)
+        history.record(train_loss=loss_sum / len(x_train), test_accuracy=acc, weights=epoch_weights)
+    history.seconds = time.perf_counter() - start
     return history

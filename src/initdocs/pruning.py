@@ -29,8 +29,8 @@ What this module implements (all from Sec. 3 of the paper unless said otherwise)
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
@@ -38,12 +38,11 @@ from torch import nn
 
 from .data import Split
 from .resnet import BasicBlock, ResNet
-from .train import accuracy, fit
+from .train import History, accuracy, fit
 
 __all__ = [
     "CRITERIA",
     "SoftFilterPruner",
-    "SoftPruneRun",
     "fpgm_flops",
     "fpgm_select",
     "geometric_median",
@@ -216,21 +215,6 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 2
         m.momentum = momentum
 
 
-@dataclass
-class SoftPruneRun:
-    """What :func:`soft_prune_train` measures.
-
-    Attributes:
-        accuracies: Test accuracy right after the first pruning (entry 0, no retraining) and
-            after each epoch's pruning.
-        reselected: For each epoch, the fraction of the filters selected after it that had
-            been selected before it too (:attr:`SoftFilterPruner.reselected`).
-    """
-
-    accuracies: list[float]
-    reselected: list[float]
-
-
 def soft_prune_train(
     model: nn.Module,
     data: Split,
@@ -240,19 +224,24 @@ def soft_prune_train(
     lr: float = 1e-3,
     seed: int = 0,
     recalibrate: bool = True,
-) -> SoftPruneRun:
+) -> History:
     """Prune, then ``epochs`` times train one epoch with :func:`initdocs.train.fit` and prune.
 
     Each epoch is its own call of ``fit`` (AdamW, learning rate ``lr`` decayed to zero within
     the epoch, shuffling seeded with ``seed + epoch``); ``"random"`` selection draws from a
     generator seeded with ``seed``. With ``recalibrate``, batch-norm statistics are recomputed
     on the training images after each pruning (:func:`recalibrate_batchnorm`).
+
+    The history's ``test_accuracy`` is measured after every pruning: entry 0 right after the
+    first one (no retraining yet), then one per epoch. ``train_loss`` holds each epoch's mean
+    loss and ``history.reselected`` the share of the filters selected after each epoch that
+    had been selected before it too (:attr:`SoftFilterPruner.reselected`).
     """
     pruner = SoftFilterPruner(model, rate, criterion, seed=seed)
-    accuracies = []
+    history, start = History(), time.perf_counter()
     for epoch in range(epochs + 1):
-        if epoch > 0:
-            fit(
+        if epoch > 0:  # one epoch of training between two prunings
+            trained = fit(
                 model,
                 data.x_train,
                 data.y_train,
@@ -265,8 +254,11 @@ def soft_prune_train(
         pruner.step()
         if recalibrate:
             recalibrate_batchnorm(model, data.x_train)
-        accuracies.append(accuracy(model, data.x_test, data.y_test))
-    return SoftPruneRun(accuracies, list(pruner.reselected))
+        history.record(test_accuracy=accuracy(model, data.x_test, data.y_test))
+        if epoch > 0:
+            history.record(train_loss=trained.train_loss[0], reselected=pruner.reselected[-1])
+    history.seconds = time.perf_counter() - start
+    return history
 
 
 # --- Cost: the authors' accounting and a physically smaller network -------------------------

@@ -31,15 +31,16 @@ What this module implements, in the paper's terms:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from initdocs.train import cosine_schedule, minibatches
+from initdocs.train import History, cosine_schedule, evaluating, minibatches
 
 __all__ = [
     "EOS",
@@ -53,7 +54,6 @@ __all__ = [
     "GatedRecurrentUnit",
     "NumberTranslation",
     "RNNEncoderDecoder",
-    "SequenceHistory",
     "evaluate",
     "number_to_words",
     "number_translation_split",
@@ -396,22 +396,11 @@ def number_translation_split(
     return _pairs(numbers[:n_train]), _pairs(numbers[n_train:])
 
 
-@dataclass
-class SequenceHistory:
-    """What :func:`train_encoder_decoder` records once per epoch."""
-
-    train_loss: list[float] = field(default_factory=list)
-    token_accuracy: list[float] = field(default_factory=list)
-    sequence_accuracy: list[float] = field(default_factory=list)
-
-
 def evaluate(model: RNNEncoderDecoder, data: NumberTranslation) -> tuple[float, float]:
     """Greedy token accuracy (EOS included, per target position) and exact-match accuracy."""
-    was_training = model.training
-    model.eval()
     gold = [[t for t in row.tolist() if t not in (PAD, SOS)] for row in data.target]
-    pred = model.greedy_decode(data.source, max_len=data.target.shape[1])
-    model.train(was_training)
+    with evaluating(model):
+        pred = model.greedy_decode(data.source, max_len=data.target.shape[1])
     tokens = sum(len(g) for g in gold)
     pairs = list(zip(gold, pred, strict=True))
     # A prediction longer than the target is cut; a shorter one fails at its EOS.
@@ -430,18 +419,19 @@ def train_encoder_decoder(
     batch_size: int = 64,
     clip: float = 1.0,
     seed: int = 0,
-) -> SequenceHistory:
+) -> History:
     """Teacher forcing with Adam: minimize -log p(y | x) averaged over target tokens (Eq. 4).
 
-    The learning rate decays to zero on a cosine schedule, the norm of the gradient is clipped
-    to ``clip``, and greedy token and sequence accuracy on ``test`` are recorded every epoch.
+    The learning rate decays to zero on a cosine schedule and the norm of the gradient is
+    clipped to ``clip``. Every epoch records ``train_loss`` (per target token) and the greedy
+    ``history.token_accuracy`` and ``history.sequence_accuracy`` on ``test`` (:func:`evaluate`).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = cosine_schedule(optimizer, epochs, len(train), batch_size)
-    history = SequenceHistory()
+    history, start = History(), time.perf_counter()
     for _ in range(epochs):
         model.train()
         total, tokens = 0.0, 0
@@ -454,10 +444,9 @@ def train_encoder_decoder(
             nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
             schedule.step()
-            n = int((tgt[:, 1:] != PAD).sum())
+            n = int((tgt[:, 1:] != PAD).sum())  # the loss is a mean over these target tokens
             total, tokens = total + loss.item() * n, tokens + n
-        history.train_loss.append(total / tokens)
-        token_acc, seq_acc = evaluate(model, test)
-        history.token_accuracy.append(token_acc)
-        history.sequence_accuracy.append(seq_acc)
+        tok, seq = evaluate(model, test)
+        history.record(train_loss=total / tokens, token_accuracy=tok, sequence_accuracy=seq)
+    history.seconds = time.perf_counter() - start
     return history
