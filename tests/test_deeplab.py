@@ -12,7 +12,6 @@ from torch import nn
 from initdocs import count_parameters
 from initdocs.deeplab import (
     ASPP,
-    SHAPE_CLASSES,
     DenseCRF,
     ScoreBranch,
     atrous_by_subsampling,
@@ -21,7 +20,6 @@ from initdocs.deeplab import (
     deeplab_vgg16,
     deeplabv2_resnet101,
     effective_kernel_size,
-    make_shapes,
     mean_iou,
     poly_lr,
     receptive_field,
@@ -314,27 +312,7 @@ def test_crf_bad_arguments():
         DenseCRF().infer(probs, torch.rand(1, 4, 4), iterations=-1)
 
 
-# -- Data and metric ----------------------------------------------------------------------------
-
-
-def test_generator_is_deterministic_and_consistent():
-    a, b = make_shapes(20, 32, seed=3), make_shapes(20, 32, seed=3)
-    c = make_shapes(20, 32, seed=4)
-    assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
-    assert not torch.equal(a.images, c.images)
-    assert a.images.shape == (20, 1, 32, 32) and a.masks.shape == (20, 32, 32)
-    assert set(a.masks.unique().tolist()) <= set(range(len(SHAPE_CLASSES)))
-    assert torch.equal(a.masks > 0, a.object_size > 0)
-    sizes = a.object_size[a.object_size > 0]
-    assert sizes.min() >= 5.0 and sizes.max() <= 30.0
-    assert make_shapes(0).images.shape == (0, 1, 48, 48)
-    with pytest.raises(ValueError, match="bad arguments"):
-        make_shapes(2, 16, object_sizes=(4.0, 20.0))
-
-
-def test_noise_free_shapes_are_the_masks():
-    data = make_shapes(5, 32, noise=0.0, seed=0)
-    assert torch.equal(data.images[:, 0] > 0, data.masks > 0)
+# -- Metrics --------------------------------------------------------------------------------
 
 
 def test_mean_iou_against_a_loop():

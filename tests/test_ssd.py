@@ -494,8 +494,11 @@ def test_training_reduces_the_loss():
     torch.manual_seed(0)
     data = make_shapes(64, seed=0)
     threads = torch.get_num_threads()
-    history = train_detector(tiny_ssd(width=4), data, epochs=4, lr=5e-3, batch_size=16)
-    assert all(math.isfinite(h) for h in history) and history[-1] < 0.8 * history[0]
+    model = tiny_ssd(width=4)
+    history = train_detector(model, data, epochs=4, lr=5e-3, batch_size=16)
+    losses = history.train_loss
+    assert len(losses) == 4 and all(math.isfinite(h) for h in losses)
+    assert losses[-1] < 0.8 * losses[0] and history.seconds > 0
     assert torch.get_num_threads() == threads  # restored after training on one thread
 
 

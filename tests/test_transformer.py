@@ -1,5 +1,6 @@
 """The Transformer against torch's own attention and layers, closed forms and the paper."""
 
+import dataclasses
 import math
 
 import pytest
@@ -13,6 +14,7 @@ from initdocs.transformer import (
     EncoderLayer,
     MultiHeadAttention,
     Transformer,
+    TransformerConfig,
     causal_mask,
     label_smoothed_cross_entropy,
     noam_lr,
@@ -312,23 +314,66 @@ def test_base_and_big_parameter_counts():
     assert count_parameters(base) == 44_138_496 + 37000 * 512 == 63_082_496
     with torch.device("meta"):
         big = transformer_big(37000)
-        untied = Transformer(37000, 37000, share_embeddings=False)
+        untied = Transformer(
+            TransformerConfig(src_vocab=37000, tgt_vocab=37000, share_embeddings=False)
+        )
     assert count_parameters(big) == 176_357_376 + 37000 * 1024 == 214_245_376
     assert count_parameters(untied) == 82_026_496  # one more 37000 x 512 matrix
 
 
+@pytest.mark.parametrize(
+    ("config", "table_3"),
+    [
+        (TransformerConfig.base(), (6, 512, 2048, 8, 64, 0.1)),
+        (TransformerConfig.big(), (6, 1024, 4096, 16, 64, 0.3)),
+    ],
+)
+def test_config_rows_are_table_3(config, table_3):
+    """N, d_model, d_ff, h, d_k and P_drop of the base and big rows of Table 3."""
+    row = (config.n_layers, config.d_model, config.d_ff, config.n_heads, config.d_k)
+    assert (*row, config.dropout) == table_3
+    assert config.share_embeddings and config.use_positions
+    assert config.src_vocab == config.tgt_vocab == 37000
+
+
+def test_config_builds_the_model_it_describes():
+    config = TransformerConfig.base(37000)
+    with torch.device("meta"):
+        model = Transformer(config)
+    assert model.config is config
+    d, d_ff = config.d_model, config.d_ff
+    layers = config.n_layers * (_layer_params(d, d_ff, 1) + _layer_params(d, d_ff, 2))
+    assert count_parameters(model) == layers + config.src_vocab * d == 63_082_496
+    assert len(model.encoder) == len(model.decoder) == config.n_layers
+    assert model.encoder[0].self_attn.n_heads == config.n_heads
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.d_model = 256
+    with pytest.raises(TypeError):
+        TransformerConfig(37000, 37000)  # keywords only: the call says what each number is
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerConfig(src_vocab=10, tgt_vocab=10, d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="positive"):
+        TransformerConfig(src_vocab=10, tgt_vocab=10, n_layers=0)
+
+
 def test_three_way_weight_tying():
-    model = Transformer(20, 20, 16, 2, 1, 32)
+    small = {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32}
+    model = Transformer(TransformerConfig(src_vocab=20, tgt_vocab=20, **small))
     assert model.src_embed.weight is model.tgt_embed.weight is model.generator.weight
-    untied = Transformer(20, 30, 16, 2, 1, 32, share_embeddings=False)
+    untied = Transformer(
+        TransformerConfig(src_vocab=20, tgt_vocab=30, share_embeddings=False, **small)
+    )
     assert untied.src_embed.weight is not untied.tgt_embed.weight
     assert untied.generator.weight is untied.tgt_embed.weight
     with pytest.raises(ValueError, match="one vocabulary"):
-        Transformer(20, 30)
+        TransformerConfig(src_vocab=20, tgt_vocab=30)
 
 
 def test_embeddings_are_scaled_by_sqrt_d_model():
-    model = Transformer(10, 10, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0)
+    config = TransformerConfig(
+        src_vocab=10, tgt_vocab=10, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0
+    )
+    model = Transformer(config)
     tokens = torch.tensor([[3, 1, 4]])
     expected = model.src_embed.weight[tokens] * 4.0 + positional_encoding(3, 16)
     torch.testing.assert_close(model._embed(tokens, model.src_embed), expected)
@@ -336,7 +381,10 @@ def test_embeddings_are_scaled_by_sqrt_d_model():
 
 def test_decoder_is_causal_and_padding_is_ignored():
     torch.manual_seed(0)
-    model = Transformer(15, 15, 32, 4, 2, 64, dropout=0.0).eval()
+    config = TransformerConfig(
+        src_vocab=15, tgt_vocab=15, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0
+    )
+    model = Transformer(config).eval()
     src, tgt = torch.randint(3, 15, (2, 7)), torch.randint(3, 15, (2, 5))
     logits = model(src, tgt)
     changed = tgt.clone()
@@ -354,7 +402,10 @@ def test_decoder_is_causal_and_padding_is_ignored():
 @pytest.mark.parametrize(("d", "h", "n"), [(16, 1, 1), (32, 4, 2), (48, 6, 3)])
 def test_shapes_and_greedy_decoding(d, h, n):
     torch.manual_seed(0)
-    model = Transformer(11, 11, d, h, n, 2 * d).eval()
+    config = TransformerConfig(
+        src_vocab=11, tgt_vocab=11, d_model=d, n_heads=h, n_layers=n, d_ff=2 * d
+    )
+    model = Transformer(config).eval()
     src = torch.randint(0, 11, (3, 6))
     logits = model(src, torch.randint(0, 11, (3, 4)))
     assert logits.shape == (3, 4, 11) and torch.isfinite(logits).all()

@@ -20,14 +20,15 @@ What this module implements, in the paper's terms:
 * :func:`poly_lr`: the "poly" learning-rate policy (Sec. 4.1).
 * :class:`DenseCRF`: the fully connected CRF of Sec. 3.3 (Eq. 2-3, Gaussian appearance and
   smoothness kernels, Potts compatibility) with naive O(N^2) mean-field inference, for tiny
-  images; :func:`mean_iou`, :func:`boundary_mask` (a band around object boundaries) and
-  :func:`make_shapes`, a seeded generator of segmentation data.
+  images; :func:`mean_iou` and :func:`boundary_mask` (a band around object boundaries).
+
+The chapter's data are :func:`initdocs.data.make_shapes`, grey squares, discs and triangles
+with their masks (:data:`SHAPE_CLASSES` names the classes).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,20 +46,19 @@ __all__ = [
     "DeepLabV2",
     "DenseCRF",
     "ScoreBranch",
-    "Shapes",
     "atrous_by_subsampling",
     "atrous_footprint",
     "boundary_mask",
     "deeplab_vgg16",
     "deeplabv2_resnet101",
     "effective_kernel_size",
-    "make_shapes",
     "mean_iou",
     "poly_lr",
     "receptive_field",
     "tiny_deeplab",
 ]
 
+#: The classes of :func:`initdocs.data.make_shapes` as the chapter draws them (aspect ratio 1).
 SHAPE_CLASSES = ("background", "square", "disc", "triangle")
 
 
@@ -479,71 +479,7 @@ class DenseCRF:
         return CRFResult(marginals, marginals.argmax(0), energies)
 
 
-# -- Data and metric ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shapes:
-    """Generated segmentation data: what :func:`make_shapes` returns."""
-
-    images: torch.Tensor  # (n, 1, H, W) float
-    masks: torch.Tensor  # (n, H, W) class index, see SHAPE_CLASSES
-    object_size: torch.Tensor  # (n, H, W) size in pixels of the object a pixel is on, else 0
-
-
-def _shape_mask(
-    kind: int, cy: float, cx: float, s: float, yy: np.ndarray, xx: np.ndarray
-) -> np.ndarray:
-    """Boolean mask of one shape of size ``s`` centred at ``(cy, cx)``."""
-    dy, dx = yy - cy, xx - cx
-    if kind == 1:  # square of side s
-        return (np.abs(dy) <= s / 2) & (np.abs(dx) <= s / 2)
-    if kind == 2:  # disc of diameter s
-        return dy**2 + dx**2 <= (s / 2) ** 2
-    depth = dy + s / 2  # triangle pointing up: base s, height s
-    return (depth >= 0) & (depth <= s) & (np.abs(dx) <= depth / 2)
-
-
-def make_shapes(
-    n: int,
-    size: int = 48,
-    *,
-    object_sizes: tuple[float, float] = (5.0, 30.0),
-    max_objects: int = 3,
-    noise: float = 0.3,
-    seed: int = 0,
-) -> Shapes:
-    """Grey images of squares, discs and triangles at several scales, with their masks.
-
-    Each image holds 1 to ``max_objects`` non-overlapping objects whose size is drawn
-    log-uniformly from ``object_sizes``; objects have a random brightness in [0.6, 1.2], the
-    background is 0, and Gaussian noise of std ``noise`` covers everything.
-    """
-    lo, hi = object_sizes
-    if n < 0 or max_objects < 1 or not 1 <= lo <= hi < size:
-        raise ValueError(f"bad arguments: n={n}, max_objects={max_objects}, sizes={object_sizes}")
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5  # pixel centres
-    images = np.zeros((n, 1, size, size), np.float32)
-    masks = np.zeros((n, size, size), np.int64)
-    sizes = np.zeros((n, size, size), np.float32)
-    for i in range(n):
-        boxes: list[tuple[float, float, float]] = []
-        for _ in range(int(rng.integers(1, max_objects + 1))):
-            for _attempt in range(20):
-                kind = int(rng.integers(1, len(SHAPE_CLASSES)))
-                s = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-                cy, cx = rng.uniform(s / 2 + 1, size - s / 2 - 1, 2)
-                if all(max(abs(cy - y), abs(cx - x)) > (s + t) / 2 + 2 for y, x, t in boxes):
-                    break
-            else:
-                continue  # no free place for this object
-            boxes.append((cy, cx, s))
-            shape = _shape_mask(kind, cy, cx, s, yy, xx)
-            masks[i][shape], sizes[i][shape] = kind, s
-            images[i, 0][shape] = rng.uniform(0.6, 1.2)
-        images[i, 0] += noise * rng.standard_normal((size, size)).astype(np.float32)
-    return Shapes(torch.from_numpy(images), torch.from_numpy(masks), torch.from_numpy(sizes))
+# -- Metrics ----------------------------------------------------------------------------
 
 
 def boundary_mask(masks: torch.Tensor, width: int = 1) -> torch.Tensor:

@@ -18,8 +18,9 @@ The pieces of a single-shot detector, in the order a detector uses them:
 * Evaluation: :func:`average_precision` and :func:`mean_average_precision` (PASCAL VOC style).
 * The network (Sec. 3, Fig. 2): :class:`L2Norm`, :class:`VGG16Base`, :class:`MultiBoxHead`,
   :class:`SSD` and :func:`ssd300_vgg16` (26,285,486 parameters with 21 classes).
-* The chapter's experiment: :func:`make_shapes`, generated images of three shape classes,
-  :func:`tiny_ssd` and :func:`train_detector`.
+* The chapter's experiment: :func:`make_shapes`, the shared generated shapes
+  (:mod:`initdocs.data`) in colour, :func:`tiny_ssd` and :func:`train_detector`, whose loop is
+  built from :func:`initdocs.train.train_epoch` around the multibox loss.
 
 Conventions: boxes in an image (ground truths, detections) are ``(x1, y1, x2, y2)`` in [0, 1];
 default boxes are ``(cx, cy, w, h)``, as the paper defines them. Class 0 is the background, so
@@ -29,6 +30,7 @@ object labels run from 1 to ``num_classes - 1``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from initdocs.train import cosine_schedule, minibatches
+from initdocs.data import SHAPE_CLASSES, Shapes
+from initdocs.data import make_shapes as _make_shapes
+from initdocs.train import History, cosine_schedule, minibatches, train_epoch
 
 # fmt: off
 __all__ = [
@@ -589,17 +593,6 @@ def ssd300_vgg16(num_classes: int = 21, boxes: DefaultBoxConfig = SSD300) -> SSD
 
 # --- The chapter's experiment: shapes and a tiny SSD ----------------------------------------
 
-SHAPE_CLASSES = ("background", "rectangle", "ellipse", "triangle")
-
-
-@dataclass(frozen=True)
-class Shapes:
-    """Images ``(N, 3, S, S)`` in [0, 1] and, per image, boxes ``(K, 4)`` and labels ``(K,)``."""
-
-    images: torch.Tensor
-    boxes: list[torch.Tensor]
-    labels: list[torch.Tensor]
-
 
 def make_shapes(
     n_images: int,
@@ -608,49 +601,31 @@ def make_shapes(
     size_range: tuple[float, float] = (0.12, 0.8),
     seed: int = 0,
 ) -> Shapes:
-    """Noisy images of filled rectangles, ellipses and triangles (labels 1, 2, 3).
+    """The chapter's detection data: :func:`initdocs.data.make_shapes` in colour.
 
-    Each image has up to ``max_objects`` objects (at least one) of random bright colour on a
-    dark background, with sides log-uniform in
-    ``size_range`` (fractions of the image) and aspect ratios between 1/2 and 2; boxes do not
-    overlap. Boxes are tight around the drawn pixels. Fully determined by ``seed``.
+    Noisy images of filled rectangles, ellipses and triangles (labels 1, 2, 3; see
+    :data:`SHAPE_CLASSES`): up to ``max_objects`` objects of random bright colour on a dark
+    background of random colour, with sides log-uniform in ``size_range`` (fractions of the
+    image) and aspect ratios between 1/2 and 2, pixel values clipped to [0, 1]. Boxes
+    (``data.boxes``, ``(x1, y1, x2, y2)`` in [0, 1]) are tight around the drawn pixels and do
+    not overlap. Fully determined by ``seed``.
     """
-    if n_images < 1 or max_objects < 1 or not 0 < size_range[0] <= size_range[1] <= 1:
-        raise ValueError("need n_images >= 1, max_objects >= 1 and 0 < min <= max <= 1 sizes")
-    rng = np.random.default_rng(seed)
-    s = image_size
-    yy, xx = (np.mgrid[0:s, 0:s] + 0.5) / s  # pixel centres, (S, S) each
-    images = np.empty((n_images, 3, s, s), dtype=np.float32)
-    all_boxes, all_labels = [], []
-    for n in range(n_images):
-        img = np.broadcast_to(rng.uniform(0.0, 0.4, size=(3, 1, 1)), (3, s, s)).copy()
-        boxes, labels = [], []
-        for _ in range(int(rng.integers(1, max_objects + 1))):
-            side = np.exp(rng.uniform(*np.log(size_range)))
-            aspect = np.exp(rng.uniform(np.log(0.5), np.log(2.0)))  # w / h
-            w, h = min(side * np.sqrt(aspect), 1.0), min(side / np.sqrt(aspect), 1.0)
-            x1, y1 = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
-            box = torch.tensor([[x1, y1, x1 + w, y1 + h]])
-            if boxes and box_iou(box, torch.stack(boxes)).max() > 0:
-                continue  # objects do not overlap: drop this one
-            label = int(rng.integers(1, 4))
-            u, v = (xx - x1) / w, (yy - y1) / h  # coordinates inside the box, in [0, 1]
-            inside = (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)
-            if label == 2:
-                inside &= (u - 0.5) ** 2 + (v - 0.5) ** 2 <= 0.25
-            elif label == 3:
-                inside &= np.abs(u - 0.5) <= v / 2  # apex at the top centre
-            if not inside.any():
-                continue
-            img[:, inside] = rng.uniform(0.5, 1.0, size=(3, 1))
-            rows, cols = np.nonzero(inside.any(1))[0], np.nonzero(inside.any(0))[0]
-            tight = [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
-            boxes.append(torch.tensor(tight, dtype=torch.float32) / s)
-            labels.append(label)
-        images[n] = np.clip(img + rng.normal(0.0, 0.05, size=(3, s, s)), 0.0, 1.0)
-        all_boxes.append(torch.stack(boxes) if boxes else torch.zeros(0, 4))
-        all_labels.append(torch.tensor(labels, dtype=torch.long))
-    return Shapes(torch.from_numpy(images), all_boxes, all_labels)
+    if n_images < 1 or not 0 < size_range[0] <= size_range[1] < 1:
+        raise ValueError(f"need n_images >= 1 and 0 < min <= max < 1 sizes, got {size_range}")
+    return _make_shapes(
+        n_images,
+        image_size,
+        object_sizes=(size_range[0] * image_size, size_range[1] * image_size),
+        max_aspect=2.0,
+        max_objects=max_objects,
+        attempts=1,  # an object that overlaps is left out, not moved
+        channels=3,
+        background=(0.0, 0.4),
+        brightness=(0.5, 1.0),
+        noise=0.05,
+        clip=True,
+        seed=seed,
+    )
 
 
 class _TinyBackbone(nn.Module):
@@ -700,8 +675,9 @@ def train_detector(
     lr: float = 3e-3,
     batch_size: int = 32,
     seed: int = 0,
-) -> list[float]:
-    """Train with :class:`MultiBoxLoss`, AdamW and a cosine schedule; returns the loss per epoch.
+) -> History:
+    """Train with :class:`MultiBoxLoss`, AdamW and a cosine schedule; the loss of every epoch
+    is in ``history.train_loss``.
 
     The targets of every image are assigned once, before training (no augmentation).
     """
@@ -710,25 +686,26 @@ def train_detector(
     ]
     loc_target = torch.stack([t[0] for t in targets])  # (N_img, N, 4)
     cls_target = torch.stack([t[1] for t in targets])  # (N_img, N)
+    criterion = MultiBoxLoss()
+
+    def multibox_loss(
+        outputs: tuple[torch.Tensor, torch.Tensor], idx: torch.Tensor
+    ) -> torch.Tensor:
+        l_conf, l_loc = criterion(*outputs, loc_target[idx], cls_target[idx])
+        return l_conf + l_loc  # Eq. 1: (L_conf + alpha L_loc) / N
+
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = cosine_schedule(optimizer, epochs, len(data.images), batch_size)
-    criterion, history = MultiBoxLoss(), []
-    model.train()
-    try:
-        for _ in range(epochs):
-            total = 0.0
-            for idx in minibatches(len(data.images), batch_size, generator):
-                l_conf, l_loc = criterion(
-                    *model(data.images[idx]), loc_target[idx], cls_target[idx]
-                )
-                loss = l_conf + l_loc
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                total += loss.item() * len(idx)
-            history.append(total / len(data.images))
-    finally:
-        model.eval()
+    history = History()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        # the targets of a batch are looked up by the indices of its images
+        batches = (
+            (data.images[idx], idx) for idx in minibatches(len(data.images), batch_size, generator)
+        )
+        history.record(
+            train_loss=train_epoch(model, optimizer, batches, multibox_loss, schedule=schedule)
+        )
+    history.seconds = time.perf_counter() - start
     return history

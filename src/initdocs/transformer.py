@@ -16,9 +16,11 @@ What this module implements, in the paper's terms:
 * :func:`positional_encoding`: the sinusoids of Sec. 3.5.
 * :class:`EncoderLayer` and :class:`DecoderLayer`: Sec. 3.1 and Fig. 1, with the paper's
   post-layer-norm residual connections ``LayerNorm(x + Dropout(Sublayer(x)))``.
+* :class:`TransformerConfig`: the sizes of a model, named as in Table 3, with the table's base
+  and big rows.
 * :class:`Transformer`: the encoder-decoder of Fig. 1 with the three-way weight tying and the
-  ``sqrt(d_model)`` embedding scale of Sec. 3.4; :func:`transformer_base` and
-  :func:`transformer_big` are the two models of Table 3.
+  ``sqrt(d_model)`` embedding scale of Sec. 3.4, built from a :class:`TransformerConfig`;
+  :func:`transformer_base` and :func:`transformer_big` are the two models of Table 3.
 * :func:`noam_lr`: the learning-rate schedule, Eq. 3 (Sec. 5.3).
 * :func:`label_smoothed_cross_entropy`: label smoothing (Sec. 5.4), spreading ``eps`` over all
   ``K`` classes (PyTorch's convention, the default) or over the ``K - 1`` wrong ones (the
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -42,6 +45,7 @@ __all__ = [
     "MultiHeadAttention",
     "PositionwiseFeedForward",
     "Transformer",
+    "TransformerConfig",
     "causal_mask",
     "label_smoothed_cross_entropy",
     "noam_lr",
@@ -330,21 +334,20 @@ class DecoderLayer(nn.Module):
         return self.norm3(y + self.dropout(self.ffn(y)))  # (B, T_tgt, d_model)
 
 
-class Transformer(nn.Module):
-    """The encoder-decoder of Fig. 1, with embeddings tied as in Sec. 3.4.
+@dataclass(frozen=True, kw_only=True)
+class TransformerConfig:
+    """The sizes of one :class:`Transformer`, named as in Table 3 of the paper.
 
-    The source embedding, the target embedding and the pre-softmax linear layer share one
-    weight matrix (``share_embeddings=True``, which needs ``src_vocab == tgt_vocab``); the
-    embeddings are multiplied by ``sqrt(d_model)`` and added to the sinusoidal position
-    encodings, then dropped out. With ``share_embeddings=False`` the source gets its own
-    embedding and only the target embedding and the output layer stay tied. The output layer
-    has no bias.
+    Table 3 gives, per model, ``N`` (here ``n_layers``), ``d_model``, ``d_ff``, ``h``
+    (``n_heads``), ``d_k = d_v = d_model / h`` and ``P_drop`` (``dropout``); the base and big
+    rows are :meth:`base` and :meth:`big`. Label smoothing and the number of training steps,
+    the table's other columns, belong to training, not to the model.
 
     Args:
         src_vocab: Source vocabulary size.
         tgt_vocab: Target vocabulary size.
         d_model: Width of the model (512 base, 1024 big).
-        n_heads: Attention heads (8 base, 16 big).
+        n_heads: Attention heads ``h`` (8 base, 16 big).
         n_layers: Layers ``N`` in each stack (6).
         d_ff: Hidden width of the feed-forward networks (2048 base, 4096 big).
         dropout: ``P_drop`` (0.1 base, 0.3 big).
@@ -353,35 +356,83 @@ class Transformer(nn.Module):
             blind to word order, an ablation for experiments.
     """
 
-    def __init__(
-        self,
-        src_vocab: int,
-        tgt_vocab: int,
-        d_model: int = 512,
-        n_heads: int = 8,
-        n_layers: int = 6,
-        d_ff: int = 2048,
-        dropout: float = 0.1,
-        share_embeddings: bool = True,
-        use_positions: bool = True,
-    ) -> None:
-        super().__init__()
-        if share_embeddings and src_vocab != tgt_vocab:
+    src_vocab: int
+    tgt_vocab: int
+    d_model: int = 512
+    n_heads: int = 8
+    n_layers: int = 6
+    d_ff: int = 2048
+    dropout: float = 0.1
+    share_embeddings: bool = True
+    use_positions: bool = True
+
+    def __post_init__(self) -> None:
+        if self.share_embeddings and self.src_vocab != self.tgt_vocab:
             raise ValueError(
-                f"shared embeddings need one vocabulary, got {src_vocab} and {tgt_vocab}"
+                f"shared embeddings need one vocabulary, got {self.src_vocab} and {self.tgt_vocab}"
             )
-        if min(src_vocab, tgt_vocab, n_layers, d_ff) < 1:
+        if min(self.src_vocab, self.tgt_vocab, self.n_layers, self.d_ff) < 1:
             raise ValueError("vocabularies, n_layers and d_ff must be positive")
-        self.d_model, self.use_positions = d_model, use_positions
-        self.tgt_embed = nn.Embedding(tgt_vocab, d_model)
-        self.src_embed = self.tgt_embed if share_embeddings else nn.Embedding(src_vocab, d_model)
+        if self.n_heads < 1 or self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+
+    @property
+    def d_k(self) -> int:
+        """Width of one head's queries, keys and values: ``d_model / h`` (64 in Table 3)."""
+        return self.d_model // self.n_heads
+
+    @classmethod
+    def base(cls, vocab_size: int = 37000) -> TransformerConfig:
+        """Table 3, base: N=6, d_model=512, d_ff=2048, h=8, P_drop=0.1, one shared vocabulary."""
+        return cls(src_vocab=vocab_size, tgt_vocab=vocab_size)
+
+    @classmethod
+    def big(cls, vocab_size: int = 37000) -> TransformerConfig:
+        """Table 3, big: N=6, d_model=1024, d_ff=4096, h=16, P_drop=0.3."""
+        return cls(
+            src_vocab=vocab_size,
+            tgt_vocab=vocab_size,
+            d_model=1024,
+            n_heads=16,
+            d_ff=4096,
+            dropout=0.3,
+        )
+
+
+class Transformer(nn.Module):
+    """The encoder-decoder of Fig. 1, with embeddings tied as in Sec. 3.4.
+
+    The source embedding, the target embedding and the pre-softmax linear layer share one
+    weight matrix (``config.share_embeddings``, which needs one vocabulary); the embeddings
+    are multiplied by ``sqrt(d_model)`` and added to the sinusoidal position encodings, then
+    dropped out. Without shared embeddings the source gets its own embedding and only the
+    target embedding and the output layer stay tied. The output layer has no bias.
+
+    Args:
+        config: The sizes, see :class:`TransformerConfig`.
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        d_model, n_heads, d_ff, dropout = (
+            config.d_model,
+            config.n_heads,
+            config.d_ff,
+            config.dropout,
+        )
+        self.d_model, self.use_positions = d_model, config.use_positions
+        self.tgt_embed = nn.Embedding(config.tgt_vocab, d_model)
+        self.src_embed = (
+            self.tgt_embed if config.share_embeddings else nn.Embedding(config.src_vocab, d_model)
+        )
         self.encoder = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers)
+            EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(config.n_layers)
         )
         self.decoder = nn.ModuleList(
-            DecoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers)
+            DecoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(config.n_layers)
         )
-        self.generator = nn.Linear(d_model, tgt_vocab, bias=False)
+        self.generator = nn.Linear(d_model, config.tgt_vocab, bias=False)
         self.generator.weight = self.tgt_embed.weight  # the pre-softmax matrix is the embedding
         self.dropout = nn.Dropout(dropout)
         for name, p in self.named_parameters():
@@ -452,17 +503,17 @@ class Transformer(nn.Module):
 
 
 def transformer_base(vocab_size: int = 37000) -> Transformer:
-    """The base model of Table 3: N=6, d_model=512, d_ff=2048, h=8, P_drop=0.1.
+    """The base model of Table 3 (:meth:`TransformerConfig.base`).
 
     With a shared vocabulary of ``V`` tokens it has ``44,138,496 + 512 V`` parameters
     (63,082,496 for the ~37,000 BPE tokens of Sec. 5.1); Table 3 says 65M.
     """
-    return Transformer(vocab_size, vocab_size, 512, 8, 6, 2048, 0.1)
+    return Transformer(TransformerConfig.base(vocab_size))
 
 
 def transformer_big(vocab_size: int = 37000) -> Transformer:
-    """The big model of Table 3: N=6, d_model=1024, d_ff=4096, h=16, P_drop=0.3.
+    """The big model of Table 3 (:meth:`TransformerConfig.big`).
 
     ``176,357,376 + 1024 V`` parameters (214,245,376 for V = 37,000); Table 3 says 213M.
     """
-    return Transformer(vocab_size, vocab_size, 1024, 16, 6, 4096, 0.3)
+    return Transformer(TransformerConfig.big(vocab_size))
