@@ -249,8 +249,9 @@ EXAMPLES = [
         "builds_on_names_earlier_sessions_and_known_works",
         builds_on('["he2016deep"]'),
         "builds_on",
-        "session 2: field 'builds_on' names 'he2016deep' but no references.bib was found "
-        "next to or above the records file to look it up; add the entry there",
+        "session 2: field 'builds_on' names 'he2016deep' but the repository has no "
+        "references.bib to look it up in; add the entry to references.bib at the repository's "
+        "root",
         bibliography="missing",
     ),
     Example(

@@ -497,8 +497,8 @@ def _builds_on_item(item: Any, record: Record) -> str | None:
         return None
     if record.bib_keys is None:
         return (
-            f"names {item!r} but no references.bib was found next to or above the records "
-            "file to look it up; add the entry there"
+            f"names {item!r} but the repository has no references.bib to look it up in; add "
+            "the entry to references.bib at the repository's root"
         )
     if item not in record.bib_keys:
         return (
@@ -631,8 +631,8 @@ def load_sessions(path: str | Path, bibliography: str | Path | None = None) -> S
     """Read the session records in ``path`` and check them with every rule of
     :data:`FILE_RULES`, :data:`RECORD_RULES` and :data:`ACROSS_RULES`.
 
-    ``builds_on`` keys are looked up in ``bibliography``, by default ``references.bib`` in the
-    records' folder or the one above it (the book keeps it at the repository's root).
+    ``builds_on`` keys are looked up in ``bibliography``, by default the repository's
+    ``references.bib`` (:class:`~initdocs.book.files.Repository`).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
