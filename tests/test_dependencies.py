@@ -102,11 +102,13 @@ def test_fingerprint_changes_with_a_dependency_only(tmp_path):
     source = "```{code-cell} ipython3\nfrom initdocs.se import SEBlock\n```\n"
     before = chapter_dependencies(source, copy)
     assert before.fingerprint == chapter_dependencies(source, PACKAGE_DIR).fingerprint
+    # se imports resnet and counting; counting measures in train's evaluating().
     assert before.modules == (
         "initdocs",
         "initdocs.counting",
         "initdocs.resnet",
         "initdocs.se",
+        "initdocs.train",
     )
     assert any(lib.startswith("torch==") for lib in before.libraries)
 
