@@ -61,3 +61,18 @@ def test_readme_table_is_replaced_between_the_markers(tmp_path):
     with pytest.raises(SystemExit, match="add the lines '<!-- bench:start -->'"):
         bench.update_readme(readme, "x")
     assert readme.read_text() == "# no markers\n"  # nothing lost
+
+
+def test_a_failed_determinism_check_names_the_cell_and_shows_the_difference():
+    from initdocs.book.bench import first_difference
+
+    same = [["stdout: a\n"]]
+    assert first_difference(same, same) == "no difference"
+    found = first_difference(
+        [["stdout: a\n"], ["stdout: loss 0.51\ndone\n"]],
+        [["stdout: a\n"], ["stdout: loss 0.52\ndone\n"]],
+    )
+    assert found.startswith("code cell 1:\n")
+    assert "-stdout: loss 0.51" in found and "+stdout: loss 0.52" in found
+    assert "\n done" in found  # unchanged context is kept
+    assert first_difference([[]], [[], []]) == "1 code cells against 2"

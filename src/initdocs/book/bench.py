@@ -21,6 +21,7 @@ between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` with ``--update-read
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import platform
@@ -152,6 +153,24 @@ def _outputs(copy: Path) -> dict[str, list[list[str]]]:
     return {path.stem: text_outputs(path) for path in sorted(folder.glob("*.ipynb"))}
 
 
+def first_difference(first: list[list[str]], second: list[list[str]]) -> str:
+    """Where two executions of a chapter part first: the code cell's number (from 0) and a
+    unified diff of that cell's text outputs, so a failed determinism check shows its cause."""
+    if len(first) != len(second):
+        return f"{len(first)} code cells against {len(second)}"
+    for index, (a, b) in enumerate(zip(first, second, strict=True)):
+        if a != b:
+            diff = difflib.unified_diff(
+                "\n".join(a).splitlines(),
+                "\n".join(b).splitlines(),
+                "cold",
+                "cold, serial",
+                lineterm="",
+            )
+            return f"code cell {index}:\n" + "\n".join(list(diff)[:40])
+    return "no difference"
+
+
 def _machine() -> str:
     cpus = os.cpu_count() or 0
     memory = ""
@@ -208,6 +227,8 @@ def markdown(results: dict) -> str:
         "",
         results["determinism"],
     ]
+    for name, where in results.get("differences", {}).items():
+        lines += ["", f"{name}, first difference:", "", "```", where, "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -252,6 +273,10 @@ def run(repo: Path, out: Path, jobs: str, prose: str, code: str, module: str) ->
             else f"Determinism: outputs differ between the two cold builds in {differing}."
         ),
         "deterministic": not differing and bool(cold_outputs),
+        "differences": {
+            name: first_difference(cold_outputs[name], serial_outputs.get(name, []))
+            for name in differing
+        },
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
