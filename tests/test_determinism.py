@@ -52,3 +52,22 @@ def test_a_cold_execution_prints_what_the_book_shows(html, tmp_path):
     assert len(actual) == len(expected)
     for number, (want, got) in enumerate(zip(expected, actual, strict=True), start=1):
         assert got == want, f"{chapter}, code cell {number}: outputs differ between two runs"
+
+
+def test_streams_merge_to_what_the_cell_printed_however_the_kernel_chunked_it():
+    from nbformat.v4 import new_output
+
+    from initdocs.book.outputs import merge_streams
+
+    printed = "encoder   5,807,000\ndecoder  18,423,000\n"
+    # The same print, cut by the kernel's flush timer at three different places.
+    for cut in (len("encoder   5,807,000"), len("encoder   5,807,000\n"), 5):
+        chunks = [
+            new_output("stream", name="stdout", text=printed[:cut]),
+            new_output("display_data", data={"text/plain": "<Figure>"}),
+            new_output("stream", name="stdout", text=printed[cut:]),
+        ]
+        merged = merge_streams(chunks)
+        assert [o["output_type"] for o in merged] == ["stream", "display_data"]
+        assert merged[0]["text"] == printed
+        assert chunks[0]["text"] == printed[:cut]  # the input is left as it was

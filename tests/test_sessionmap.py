@@ -109,12 +109,13 @@ def test_bad_builds_on_names_file_line_session_and_field(tmp_path, line, message
     ]
 
 
-def test_a_key_without_references_bib_says_where_it_looked(tmp_path):
+def test_a_key_without_references_bib_says_where_it_belongs(tmp_path):
     path = records(tmp_path, 'builds_on = ["he2016deep"]', bib=False)
     [problem] = problems(path)
     assert problem.endswith(
-        "session 2: field 'builds_on' names 'he2016deep' but no references.bib was found next "
-        "to or above the records file to look it up; add the entry there"
+        "session 2: field 'builds_on' names 'he2016deep' but the repository has no "
+        "references.bib to look it up in; add the entry to references.bib at the repository's "
+        "root"
     )
 
 

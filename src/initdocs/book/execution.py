@@ -44,6 +44,7 @@ from sphinx.util import logging
 from initdocs.book.dependencies import chapter_dependencies
 from initdocs.book.images import compress_notebook_images
 from initdocs.book.metadata import extension_metadata
+from initdocs.book.outputs import merge_streams
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +130,14 @@ def _keep_cached_outputs_in_notebooks() -> None:
       last lines of a cell's output.
 
     After the client starts, the merged cells are copied back into the original and each
-    cell's streams are merged once, before rendering; the renderer's own merge then finds
-    nothing left to merge. The downloads and the determinism checks rely on this file.
+    cell's streams are merged once, before rendering, by
+    :func:`~initdocs.book.outputs.merge_streams` (exactly as printed, whatever the chunking);
+    the renderer's own merge then finds nothing left to merge. The downloads and the
+    determinism checks rely on this file.
 
     The PNG figures are recompressed at the same point (:mod:`initdocs.book.images`).
     """
     from myst_nb.core.execute.cache import NotebookClientCache
-    from myst_nb.core.utils import coalesce_streams
 
     original = NotebookClientCache.start_client
     if getattr(original, "_initdocs", False):
@@ -150,7 +152,7 @@ def _keep_cached_outputs_in_notebooks() -> None:
             self._notebook = notebook
         for cell in notebook.cells:
             if cell.get("cell_type") == "code" and cell.get("outputs"):
-                cell.outputs = coalesce_streams(cell.outputs)
+                cell.outputs = merge_streams(cell.outputs)
         compress_notebook_images(notebook)
 
     start_client._initdocs = True  # type: ignore[attr-defined]

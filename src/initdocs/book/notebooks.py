@@ -21,7 +21,6 @@ erratum" entry that opens the repository's erratum issue form with the chapter f
 
 from __future__ import annotations
 
-import copy
 import re
 import shutil
 import sys
@@ -31,12 +30,12 @@ from urllib.parse import urlencode, urlsplit
 
 import nbformat
 import yaml
-from myst_nb.core.utils import coalesce_streams
 from sphinx.application import Sphinx
 from sphinx.errors import ConfigError
 from sphinx.util import logging
 
 from initdocs.book.metadata import extension_metadata
+from initdocs.book.outputs import merge_streams
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +131,8 @@ def downloadable_notebook(
             continue
         if cell.cell_type == "code":
             new = nbformat.v4.new_code_cell(cell.source, id=f"cell-{index}")
-            # Streams merged as on the HTML page (myst-nb's nb_merge_streams does the same).
-            new.outputs = coalesce_streams(copy.deepcopy(cell.get("outputs", [])))
+            # Streams merged as on the HTML page (initdocs.book.outputs.merge_streams).
+            new.outputs = merge_streams(cell.get("outputs", []))
             new.execution_count = cell.get("execution_count")
         elif cell.cell_type == "markdown":
             new = nbformat.v4.new_markdown_cell(cell.source, id=f"cell-{index}")
