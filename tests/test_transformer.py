@@ -77,6 +77,26 @@ def test_fully_masked_query_gets_zero_weights_and_finite_gradients():
     assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
 
 
+def test_attention_gradients_match_torch_and_large_scores_do_not_overflow():
+    # The softmax is written out (exp of the scores minus their row maximum); its gradients
+    # must be those of torch's own attention, and scores far beyond exp's float range (1e3
+    # times larger) must still give finite weights equal to torch's.
+    torch.manual_seed(1)
+    mask = torch.ones(12, 12, dtype=torch.bool).tril()
+    q, k, v = (torch.randn(2, 4, 12, 8, requires_grad=True) for _ in range(3))
+    out, _ = scaled_dot_product_attention(q, k, v, mask)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    ours = torch.autograd.grad(out.square().sum(), (q, k, v))
+    theirs = torch.autograd.grad(expected.square().sum(), (q, k, v))
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    big_q = 1e3 * q.detach()
+    out, weights = scaled_dot_product_attention(big_q, k.detach(), v.detach(), mask)
+    assert torch.isfinite(weights).all()
+    expected = F.scaled_dot_product_attention(big_q, k.detach(), v.detach(), attn_mask=mask)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_attention_refuses_bad_inputs():
     q = torch.randn(2, 4, 8)
     with pytest.raises(ValueError, match="boolean"):

@@ -336,7 +336,9 @@ def train_importance_weighted(
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
+    )
     schedule = cosine_schedule(optimizer, epochs, len(x_train), batch_size)
     history, start = History(), time.perf_counter()
     for epoch in range(epochs):

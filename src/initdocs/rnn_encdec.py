@@ -429,7 +429,7 @@ def train_encoder_decoder(
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     schedule = cosine_schedule(optimizer, epochs, len(train), batch_size)
     history, start = History(), time.perf_counter()
     for _ in range(epochs):

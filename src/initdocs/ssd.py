@@ -695,7 +695,7 @@ def train_detector(
         return l_conf + l_loc  # Eq. 1: (L_conf + alpha L_loc) / N
 
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, foreach=True)
     schedule = cosine_schedule(optimizer, epochs, len(data.images), batch_size)
     history = History()
     start = time.perf_counter()

@@ -183,7 +183,10 @@ def fit(
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise ValueError("inputs and labels must have the same length")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    # foreach: one call updates every tensor; the same numbers as the default per-tensor loop
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
+    )
     schedule = cosine_schedule(optimizer, epochs, len(x_train), batch_size)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     history = History()
