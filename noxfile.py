@@ -88,6 +88,8 @@ def preview(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Build the book with execution, then run every test, including checks of the built book."""
     _install(session, "docs,test")
+    # axe-core for the browser test's accessibility audit, exactly as package-lock.json pins it
+    session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
     _build_book(session)
     session.run("pytest", *session.posargs)
 
