@@ -115,6 +115,22 @@ def test_new_creates_record_and_template_chapter_that_fails_check(repo, capsys):
     assert f"{chapter}:12: template marker left" in out
 
 
+@pytest.mark.parametrize("in_bibliography", [True, False])
+def test_new_asks_for_the_bibtex_entry_only_when_references_bib_lacks_it(
+    repo, capsys, in_bibliography
+):
+    args = list(NEW)
+    if not in_bibliography:
+        args[args.index("he2016deep")] = "nobody2099absent"
+    code, out, _ = run(repo, capsys, *args)
+    assert code == 0
+    next_line = next(line for line in out.splitlines() if line.startswith("next: "))
+    asks = "add the BibTeX entry" in next_line
+    assert asks is not in_bibliography, next_line
+    assert "replace every [[write: ...]] in the chapter" in next_line
+    assert next_line.endswith("then run: initdocs check docs/sessions/12-resnet.md")
+
+
 def test_new_with_builds_on_records_sessions_and_keys(repo, capsys):
     code, _, _ = run(repo, capsys, *NEW, "--builds-on", "1, he2016deep")
     assert code == 0

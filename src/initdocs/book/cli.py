@@ -58,6 +58,7 @@ def _missing_module(exc: ModuleNotFoundError) -> str:
 
 
 try:
+    from initdocs.book.bibtex import parse_bibtex
     from initdocs.book.chapters import render_template
     from initdocs.book.check import check_paths
     from initdocs.book.records import Session, SessionRecordError, Sessions, load_sessions
@@ -307,11 +308,20 @@ def _earlier_run(args: argparse.Namespace, sessions: Sessions, raw: bytes) -> Se
 
 
 def _next_steps(args: argparse.Namespace, repo: Repository, chapter_path: Path) -> None:
-    print(
-        "next: add the BibTeX entry "
-        f"'{args.key}' to references.bib, replace every [[write: ...]] in the chapter, then "
-        f"run: initdocs check {chapter_path.relative_to(repo.root)}"
-    )
+    steps = ["replace every [[write: ...]] in the chapter"]
+    if not _has_entry(repo.bibliography, args.key):
+        steps.insert(0, f"add the BibTeX entry '{args.key}' to references.bib")
+    check = f"initdocs check {chapter_path.relative_to(repo.root)}"
+    print(f"next: {', '.join(steps)}, then run: {check}")
+
+
+def _has_entry(bibliography: Path, key: str) -> bool:
+    """Whether ``bibliography`` (missing or not) already has an entry with ``key``."""
+    try:
+        entries, _ = parse_bibtex(bibliography)
+    except (OSError, UnicodeDecodeError):  # missing or unreadable: `initdocs check` says so
+        return False
+    return any(entry.key == key for entry in entries)
 
 
 def _finish_earlier_run(args: argparse.Namespace, repo: Repository, session: Session) -> int:
