@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
-from conftest import BUILD
+from conftest import BUILD, ROOT
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -50,7 +50,7 @@ PHONE = {"width": 390, "height": 844}
 THEMES = ("light", "dark")
 # axe-core itself, installed from npm at the version package.json pins (`npm ci`; the
 # `tests` session runs it), not the older copy a Python wrapper bundles.
-AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core"
+AXE = ROOT / "node_modules" / "axe-core"
 # Every WCAG 2.0, 2.1 and 2.2 rule of level A or AA the engine has: the tags are read from
 # axe-core's own rule list (wcag2a, wcag21aa, wcag22aa, ...; not AAA, not best practices).
 AXE_WCAG_TAG = r"^wcag2\d*a{1,2}$"
@@ -422,9 +422,8 @@ def test_no_accessibility_violations_wcag_a_and_aa(crawl: Crawl, theme: str):
 
 def test_the_audit_runs_the_pinned_axe_core_with_every_wcag_a_and_aa_rule():
     axe = load_axe()
-    root = AXE.parents[1]
-    pinned = json.loads((root / "package.json").read_text())["devDependencies"]["axe-core"]
-    locked = json.loads((root / "package-lock.json").read_text())
+    pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]["axe-core"]
+    locked = json.loads((ROOT / "package-lock.json").read_text())
     assert axe.version == pinned == locked["packages"]["node_modules/axe-core"]["version"]
     # WCAG 2.0, 2.1 and 2.2 at levels A and AA; label in name (2.5.3) is one of the rules
     assert {"wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"} <= set(axe.tags)

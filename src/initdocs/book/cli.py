@@ -316,7 +316,7 @@ def _next_steps(args: argparse.Namespace, repo: Repository, chapter_path: Path) 
 
 
 def _has_entry(bibliography: Path, key: str) -> bool:
-    """Whether ``bibliography`` (missing or not) already has an entry with ``key``."""
+    """Whether ``bibliography`` already has an entry with ``key`` (no, if it is missing)."""
     try:
         entries, _ = parse_bibtex(bibliography)
     except (OSError, UnicodeDecodeError):  # missing or unreadable: `initdocs check` says so
