@@ -167,6 +167,7 @@ def test_the_font_covers_the_characters_and_keeps_the_math_table():
     cmap = font.getBestCmap()
     assert {ord(c) for c in chars} <= set(cmap)
     assert ord("Q") not in cmap  # only what the formulas use
+    assert "SIL Open Font License" in font["name"].getDebugName(13)  # the licence goes along
     # the stretchy parenthesis keeps its larger variants (the MATH table's glyph constructions)
     variants = font["MATH"].table.MathVariants
     names = variants.VertGlyphCoverage.glyphs

@@ -11,11 +11,16 @@ such as ``\\foo`` as text), is a build warning naming the chapter file and line,
 the book's ``-W`` build. :data:`REWRITES` maps the few standard commands it lacks to ones it
 knows.
 
+latex2mathml writes MathML 3; browsers implement MathML Core, which ignores some of it. The
+output is adapted (:func:`to_mathml`): styled letters instead of ``mathvariant``, lengths
+instead of named spaces, CSS instead of table alignment attributes, TeX's spacing of operator
+names and plain delimiters, limits below ``\min`` in a display.
+
 Browsers draw MathML with an OpenType MATH font. The book serves its own: STIX Two Math (SIL
-Open Font License), taken from the ``ziamath`` package's wheel and cut with fontTools, when
-the book is built, to the glyphs its formulas use (with their stretchy and script-size
-variants): ``_static/initdocs-math.woff2``, about 45 kB. ``initdocs.css`` declares it; pages
-with math preload it.
+Open Font License, kept in the font's name table), taken from the ``ziamath`` package's wheel
+(only as a source of the file) and cut with fontTools, when the book is built, to the glyphs
+its formulas use with their stretchy and script-size variants: ``_static/initdocs-math.woff2``,
+about 47 kB. ``initdocs.css`` declares it; pages with math preload it.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ RENDERER = "mathml"
 FONT_FILE = "initdocs-math.woff2"
 FONT_PACKAGE = "ziamath"
 FONT_SOURCE = ("fonts", "STIXTwoMath-Regular.ttf")  # inside FONT_PACKAGE
+#: Name records kept in the font: its names, copyright, trademark and licence (the SIL Open
+#: Font License travels with the font).
+FONT_NAMES = (0, 1, 2, 3, 4, 5, 6, 7, 13, 14)
 #: OpenType features kept in the font: script-size glyphs (``ssty``) for sub- and superscripts.
 FONT_FEATURES = ("ssty",)
 #: Standard TeX that latex2mathml 3.81 does not know, as TeX it knows with the same meaning.
@@ -308,6 +316,7 @@ def subset_font(source: Path, chars: Iterable[str]) -> bytes:
     options = subset.Options()
     options.layout_features = list(FONT_FEATURES)
     options.hinting = False  # browsers do not use TrueType hints for text this size
+    options.name_IDs = list(FONT_NAMES)
     options.flavor = "woff2"
     font = TTFont(source, recalcTimestamp=False)  # same characters, same bytes
     subsetter = subset.Subsetter(options)
