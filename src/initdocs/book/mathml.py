@@ -14,7 +14,7 @@ knows.
 latex2mathml writes MathML 3; browsers implement MathML Core, which ignores some of it. The
 output is adapted (:func:`to_mathml`): styled letters instead of ``mathvariant``, lengths
 instead of named spaces, CSS instead of table alignment attributes, TeX's spacing of operator
-names and plain delimiters, limits below ``\min`` in a display.
+names and plain delimiters, limits below ``\\min`` in a display.
 
 Browsers draw MathML with an OpenType MATH font. The book serves its own: STIX Two Math (SIL
 Open Font License, kept in the font's name table), taken from the ``ziamath`` package's wheel
