@@ -213,6 +213,7 @@ def test_book_pages_get_mathml_numbers_references_and_the_font(tmp_path):
     # equation numbers as Sphinx gives them, each with its permalink; references show them
     numbers = [div.select_one("span.eqno").get_text() for div in page.select("div.math")]
     assert [n.rstrip("#¶") for n in numbers] == ["(1)", "(2)"]
+    assert [box.get("tabindex") for box in page.select("div.math > div.math-scroll")] == ["0"] * 2
     assert [div["id"] for div in page.select("div.math")] == [
         "equation-eq-root",
         "equation-eq-square",

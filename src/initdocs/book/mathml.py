@@ -409,14 +409,17 @@ def visit_math(self: Any, node: nodes.math) -> None:
 def visit_displaymath(self: Any, node: nodes.math_block) -> None:
     """Display formula: a ``div.math`` (the target of its label) holding the number with its
     permalink, then the ``<math display="block">`` in a ``div.math-scroll``, which scrolls
-    sideways when the formula is wider than the column (``initdocs.css``)."""
+    sideways when the formula is wider than the column (``initdocs.css``) and takes the
+    keyboard focus for that (WCAG 2.1.1)."""
     self.body.append(self.starttag(node, "div", CLASS="math"))
     if node["number"]:
         number = get_node_equation_number(self, node)
         self.body.append(f'<span class="eqno">({number})')
         self.add_permalink_ref(node, _("Link to this equation"))
         self.body.append("</span>")
-    self.body.append(f'<div class="math-scroll">{_math_html(self, node, display=True)}</div>')
+    # focusable, so that a keyboard can scroll a formula wider than the column
+    scroll = f'<div class="math-scroll" tabindex="0">{_math_html(self, node, display=True)}</div>'
+    self.body.append(scroll)
     self.body.append("</div>\n")
     raise nodes.SkipNode
 
