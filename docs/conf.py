@@ -74,6 +74,7 @@ initdocs_check = True  # `initdocs check` runs before the build: a broken chapte
 myst_enable_extensions = list(MYST_EXTENSIONS)
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
+myst_update_mathjax = False  # formulas are MathML written at build time (initdocs.book.mathml)
 myst_substitutions = {"version": release, "commit": commit}
 
 # -- Execution (myst-nb) ------------------------------------------------------------------

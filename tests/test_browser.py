@@ -2,9 +2,10 @@
 
 The book is served from docs/_build/html on 127.0.0.1 and every page is opened three times:
 in the light and the dark theme on a desktop-sized window (console, requests, math, an axe-core
-accessibility audit) and in a phone-sized viewport (no sideways scrolling). Requests to any
-other host are blocked and recorded: the book must work offline. Screenshots of the home page
-and one chapter go to docs/_build/screenshots/ for a human to look at.
+accessibility audit) and in a phone-sized viewport (no sideways scrolling, no formula wider than
+the column). Requests to any other host are blocked and recorded: the book must work offline.
+Screenshots of the home page and one chapter go to docs/_build/screenshots/ for a human to look
+at.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from playwright.sync_api import (
     Route,
     sync_playwright,
 )
+from test_mathml import source_formulas
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Root in CI: no sandbox. The rest keeps Chromium from calling home on a closed network.
@@ -46,7 +48,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+PHONE = {"width": 375, "height": 812}
 THEMES = ("light", "dark")
 # axe-core itself, installed from npm at the version package.json pins (`npm ci`; the
 # `tests` session runs it), not the older copy a Python wrapper bundles.
@@ -57,22 +59,34 @@ AXE_WCAG_TAG = r"^wcag2\d*a{1,2}$"
 AXE_RUN = """options => axe.run(document, options).then(results => results.violations)"""
 SCREENSHOT_PAGES = {"home": "index.html", "chapter": "sessions/01-xception.html"}
 SCREENSHOTS = BUILD / "screenshots"
-MATH_SELECTOR = "span.math, div.math"
-
 # Where the theme keeps the reader's choice; its inline script reads it before the first paint.
 THEME_SCRIPT = "localStorage.setItem('mode', '{0}'); localStorage.setItem('theme', '{0}');"
-# MathJax typesets after the load event; wait until its start-up promise has resolved.
-MATH_READY = "() => window.MathJax?.startup?.promise?.then(() => true) ?? false"
-MATH_STATE = """() => ({
-    math: document.querySelectorAll('%s').length,
-    typeset: [...document.querySelectorAll('%s')].filter(e => e.querySelector('mjx-container'))
+# Formulas are MathML written when the book is built (initdocs.book.mathml): no script.
+MATH_FONT = "initdocs math"  # the @font-face of initdocs.css
+FONTS_READY = "() => document.fonts.ready.then(() => true)"
+MATH_STATE = """font => ({
+    math: document.querySelectorAll('article math').length,
+    mathml: [...document.querySelectorAll('article math')]
+        .filter(e => e instanceof MathMLElement && e.getBoundingClientRect().width > 0).length,
+    hidden: [...document.querySelectorAll('math')].filter(e => e.closest('[aria-hidden="true"]'))
         .length,
-    raw: [...document.querySelectorAll('%s')].filter(e => /\\\\\\(|\\\\\\[|\\$\\$/.test(
-        [...e.childNodes].filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.data).join('')
-    )).length,
-    fonts: [...document.fonts].filter(f => f.family.startsWith('MJX') && f.status === 'loaded')
-        .length,
-})""" % ((MATH_SELECTOR,) * 3)
+    fonts: [...document.fonts].filter(f => f.family.replace(/"/g, '') === font
+        && f.status === 'loaded').length,
+})"""
+# Scripts a page loaded that typeset math (MathJax, KaTeX and the like).
+MATH_SCRIPTS = """() => [...performance.getEntriesByType('resource')
+        .filter(e => e.initiatorType === 'script' || /\\.m?js([?#]|$)/.test(e.name))
+        .map(e => e.name), ...[...document.scripts].map(s => s.src)]
+    .filter(url => /math|katex/i.test(url))
+    .concat(window.MathJax || window.katex ? ['a math library in window'] : [])"""
+# Formulas wider than the article's column: a display formula's scrolling box, or the
+# formula itself when it is inline.
+MATH_OVERFLOW = """() => [...document.querySelectorAll('article math')].map(math => {
+    const column = math.closest('article').getBoundingClientRect();
+    const box = (math.closest('.math-scroll') || math).getBoundingClientRect();
+    return {tex: math.getAttribute('alttext'), left: box.left - column.left,
+        right: box.right - column.right};
+}).filter(f => f.left < -1 || f.right > 1)"""
 PAGE_WIDTH = """() => ({
     document: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth),
     viewport: document.documentElement.clientWidth,
@@ -112,15 +126,19 @@ def book_pages(html: Path) -> list[str]:
     )
 
 
-def pages_with_math(html: Path, pages: list[str]) -> set[str]:
-    """Pages whose built HTML holds math (parsed with BeautifulSoup, not by the browser)."""
-    return {
-        page
-        for page in pages
-        if BeautifulSoup((html / page).read_text(encoding="utf-8"), "html.parser").select(
-            MATH_SELECTOR
-        )
-    }
+def source_of(page: str) -> Path | None:
+    """The MyST file a page is built from (None for generated pages such as the index)."""
+    source = ROOT / "docs" / page.replace(".html", ".md")
+    return source if source.is_file() else None
+
+
+def formulas_in_sources(pages: list[str]) -> dict[str, int]:
+    """How many formulas each page's MyST source holds, as myst-parser tokenises it."""
+    counts = {}
+    for page in pages:
+        source = source_of(page)
+        counts[page] = len(source_formulas(source.read_text(encoding="utf-8"))) if source else 0
+    return counts
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -214,9 +232,11 @@ class Crawl:
     """Everything the browser saw on every page, gathered once for the tests below."""
 
     pages: list[str]
-    math_pages: set[str]
+    formulas: dict[str, int]  # formulas in each page's source
     visits: dict[tuple[str, str], Visit] = field(default_factory=dict)  # (setting, page)
     math: dict[str, dict[str, int]] = field(default_factory=dict)
+    math_scripts: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    math_overflow: dict[str, list[dict]] = field(default_factory=dict)
     theme_seen: dict[tuple[str, str], str] = field(default_factory=dict)
     violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     widths: dict[str, dict] = field(default_factory=dict)
@@ -273,10 +293,9 @@ def _visit_page(crawl: Crawl, session: Session, axe: Axe, name: str) -> None:
     """Load one page in the session's theme and record what the tests below check."""
     theme = session.theme
     page, visit = session.open(name)
-    if name in crawl.math_pages:
-        page.wait_for_function(MATH_READY)
-        page.evaluate("() => document.fonts.ready.then(() => true)")
-        crawl.math[f"{theme}:{name}"] = page.evaluate(MATH_STATE)
+    page.evaluate(FONTS_READY)
+    crawl.math[f"{theme}:{name}"] = page.evaluate(MATH_STATE, MATH_FONT)
+    crawl.math_scripts[theme, name] = page.evaluate(MATH_SCRIPTS)
     crawl.theme_seen[theme, name] = page.evaluate("() => document.documentElement.dataset.theme")
     # A copy before the audit: axe-core re-fetches stylesheets itself and resolves the theme's
     # relative @import against the page, not the sheet (a 404 for /basic.css that no reader's
@@ -290,8 +309,8 @@ def _visit_page(crawl: Crawl, session: Session, axe: Axe, name: str) -> None:
 def _measure_on_a_phone(crawl: Crawl, session: Session, name: str) -> None:
     """Load one page in a phone-sized viewport and record how wide the document is."""
     page, visit = session.open(name)
-    if name in crawl.math_pages:
-        page.wait_for_function(MATH_READY)
+    page.evaluate(FONTS_READY)
+    crawl.math_overflow[name] = page.evaluate(MATH_OVERFLOW)
     crawl.widths[name] = page.evaluate(PAGE_WIDTH)
     _screenshot(page, name, "phone")
     crawl.visits["phone", name] = visit
@@ -302,7 +321,7 @@ def _measure_on_a_phone(crawl: Crawl, session: Session, name: str) -> None:
 def crawl(html: Path, server: str, browser: Browser) -> Crawl:
     """Visit every page of the book in the light and the dark theme, and on a phone."""
     pages = book_pages(html)
-    result = Crawl(pages=pages, math_pages=pages_with_math(html, pages))
+    result = Crawl(pages=pages, formulas=formulas_in_sources(pages))
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     SCREENSHOTS.mkdir(parents=True)
     axe = load_axe()
@@ -337,17 +356,14 @@ def sent_bytes(path: Path) -> int:
 
 @pytest.fixture(scope="session")
 def page_weights(html: Path, server: str, browser: Browser) -> dict[str, dict[str, int]]:
-    """Per chapter: the files the page loaded in a fresh browser (scrolled to the end, math
-    typeset), their bytes as sent and as stored."""
+    """Per chapter: the files the page loaded in a fresh browser (scrolled to the end, fonts
+    loaded), their bytes as sent and as stored."""
     weights = {}
     for name in [p for p in book_pages(html) if p.startswith("sessions/")]:
         session = Session(browser, server, "light", DESKTOP)
         page, _ = session.open(name)
         page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
-        if BeautifulSoup((html / name).read_text(encoding="utf-8"), "html.parser").select(
-            MATH_SELECTOR
-        ):
-            page.wait_for_function(MATH_READY)
+        page.evaluate(FONTS_READY)
         page.wait_for_load_state("networkidle")
         urls = {urlsplit(url).path for url in page.evaluate(RESOURCES) if url.startswith(server)}
         files = [html / unquote(path).lstrip("/") for path in urls]
@@ -393,15 +409,28 @@ def test_the_book_needs_nothing_from_other_hosts(crawl: Crawl):
     assert outside == {}
 
 
-def test_math_is_typeset_offline_on_every_page_with_math(crawl: Crawl):
-    assert "sessions/01-xception.html" in crawl.math_pages
+def test_every_formula_of_the_source_is_mathml_on_its_page(crawl: Crawl):
+    assert crawl.formulas["sessions/01-xception.html"] > 0
+    assert sum(crawl.formulas.values()) > 400
     for theme in THEMES:
-        for page in crawl.math_pages:
+        for page, expected in crawl.formulas.items():
             state = crawl.math[f"{theme}:{page}"]
-            assert state["math"] > 0, page
-            assert state["typeset"] == state["math"], (theme, page, state)
-            assert state["raw"] == 0, (theme, page, state)
-            assert state["fonts"] > 0, f"{page}: MathJax's fonts did not load ({state})"
+            assert state["math"] == expected, (theme, page, state, expected)
+            assert state["mathml"] == expected, (theme, page, state)  # laid out as MathML
+            assert state["hidden"] == 0, (theme, page)  # screen readers get the MathML
+            if expected:  # the book's own math font, served with it
+                assert state["fonts"] == 1, f"{page}: the math font did not load ({state})"
+
+
+def test_no_page_loads_a_math_script(crawl: Crawl):
+    scripts = {key: found for key, found in crawl.math_scripts.items() if found}
+    assert len(crawl.math_scripts) == len(THEMES) * len(crawl.pages)
+    assert scripts == {}
+
+
+def test_no_formula_is_wider_than_the_column_on_a_phone(crawl: Crawl):
+    assert set(crawl.math_overflow) == set(crawl.pages)
+    assert {page: wide for page, wide in crawl.math_overflow.items() if wide} == {}
 
 
 def test_the_theme_switch_takes_effect_before_the_audit(crawl: Crawl):

@@ -31,8 +31,9 @@ def setup(app: Any) -> dict[str, Any]:
        :mod:`~initdocs.book.sessionmap`: pages and files generated from the records;
     4. sphinxext-opengraph, then :mod:`~initdocs.book.notebooks` (downloads, launch buttons)
        and :mod:`~initdocs.book.page_meta` (descriptions it hands to opengraph);
-    5. :mod:`~initdocs.book.mathjax`, :mod:`~initdocs.book.weight`, :mod:`~initdocs.book.a11y`:
-       what each page loads and its accessibility fixes.
+    5. :mod:`~initdocs.book.mathml` (formulas as MathML, the math font),
+       :mod:`~initdocs.book.weight`, :mod:`~initdocs.book.a11y`: what each page loads and its
+       accessibility fixes.
     """
     from initdocs.book import (
         a11y,
@@ -40,7 +41,7 @@ def setup(app: Any) -> dict[str, Any]:
         citation,
         directives,
         execution,
-        mathjax,
+        mathml,
         notebooks,
         page_meta,
         sessionmap,
@@ -52,6 +53,6 @@ def setup(app: Any) -> dict[str, Any]:
     for part in (execution, directives, calendar, citation, sessionmap):
         part.setup(app)
     app.setup_extension("sphinxext.opengraph")
-    for part in (notebooks, page_meta, mathjax, weight, a11y):
+    for part in (notebooks, page_meta, mathml, weight, a11y):
         part.setup(app)
     return extension_metadata()
