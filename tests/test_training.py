@@ -90,6 +90,22 @@ def test_accuracy_matches_a_direct_count():
     assert accuracy(model, split.x_test, split.y_test, batch_size=7) == pytest.approx(direct)
 
 
+def test_fit_without_a_test_set_trains_the_same_weights_and_records_no_tests():
+    split = load_digits_split(seed=0)
+    x, y = split.x_train[:200], split.y_train[:200]
+    models, histories = [], []
+    for test in ((split.x_test, split.y_test), (None, None)):
+        torch.manual_seed(4)
+        models.append(nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)))
+        histories.append(fit(models[-1], x, y, *test, epochs=4, lr=1e-2, seed=2))
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.equal(a, b)  # testing after each epoch changes nothing in training
+    assert histories[0].train_loss == histories[1].train_loss
+    assert len(histories[0].test_accuracy) == 4 and histories[1].test_accuracy == []
+    with pytest.raises(ValueError, match="or neither"):
+        fit(models[1], x, y, split.x_test, None, epochs=1)
+
+
 def test_fit_refuses_zero_epochs():
     x, y = torch.zeros(4, 2), torch.zeros(4, dtype=torch.long)
     with pytest.raises(ValueError, match="epochs"):

@@ -163,8 +163,8 @@ def fit(
     model: nn.Module,
     x_train: torch.Tensor,
     y_train: torch.Tensor,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
+    x_test: torch.Tensor | None,
+    y_test: torch.Tensor | None,
     *,
     epochs: int = 20,
     lr: float = 3e-3,
@@ -176,11 +176,15 @@ def fit(
     """Train ``model`` with AdamW and a cosine learning-rate decay; evaluate after every epoch.
 
     The shuffling order comes from a generator seeded with ``seed``, so two calls with the
-    same model initialization and seed give the same history.
+    same model initialization and seed give the same history. With ``x_test`` and ``y_test``
+    both ``None`` there is no test after each epoch (``history.test_accuracy`` stays empty):
+    for runs of many short epochs whose learning curve nobody plots.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+    if (x_test is None) != (y_test is None):
+        raise ValueError("give both x_test and y_test, or neither")
+    if len(x_train) != len(y_train) or (x_test is not None and len(x_test) != len(y_test)):
         raise ValueError("inputs and labels must have the same length")
     generator = torch.Generator().manual_seed(seed)
     # foreach: one call updates every tensor; the same numbers as the default per-tensor loop
@@ -196,6 +200,9 @@ def fit(
             (x_train[i], y_train[i]) for i in minibatches(len(x_train), batch_size, generator)
         )
         loss = train_epoch(model, optimizer, batches, loss_fn, schedule=schedule)
-        history.record(train_loss=loss, test_accuracy=accuracy(model, x_test, y_test))
+        if x_test is None:
+            history.record(train_loss=loss)
+        else:
+            history.record(train_loss=loss, test_accuracy=accuracy(model, x_test, y_test))
     history.seconds = time.perf_counter() - start
     return history
