@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
+import nox.registry
 import pytest
 import torch
 
@@ -29,3 +32,19 @@ def html() -> Path:
             "which builds the book before testing it, or `nox -s docs` before pytest."
         )
     return HTML
+
+
+@pytest.fixture(scope="session")
+def noxfile() -> ModuleType:
+    """noxfile.py, imported: its sessions register themselves in nox's registry."""
+    spec = importlib.util.spec_from_file_location("noxfile", ROOT / "noxfile.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def nox_sessions(noxfile) -> set[str]:
+    """Names of the sessions noxfile.py defines, from nox's own registry."""
+    return set(nox.registry.get())
