@@ -183,10 +183,8 @@ def _start(app: Any) -> None:
     _state.clear()
     _state["srcdir"] = Path(app.srcdir)
     _state["misses"] = Path(app.doctreedir) / "initdocs-cache-misses"
-    if _state["misses"].exists():
-        for old in _state["misses"].glob("*.txt"):
-            old.unlink()
-    _state["misses"].mkdir(parents=True, exist_ok=True)
+    for old in _state["misses"].glob("*.txt"):
+        old.unlink()
     if app.builder.name == BUILDER:
         records = Path(app.outdir) / "records"
         if records.exists():
@@ -250,9 +248,10 @@ def _cache_miss_message(docname: str, cache_path: Path) -> str:
 def run_client(client: Any, start: Any) -> None:
     """Run myst-nb's cache client ``start(client)`` with the sharding rules around it.
 
-    With ``INITDOCS_CACHE_ONLY=1`` a chapter missing from the cache stops the build with
-    :func:`_cache_miss_message`; in a shard build, each chapter's cache entry (or failure)
-    is recorded for the manifest. Called by :mod:`initdocs.book.execution`.
+    With ``INITDOCS_CACHE_ONLY=1`` (outside a shard) a chapter missing from the cache is not
+    executed: :func:`_refuse` names it and the build fails. In a shard build, each chapter's
+    cache entry (or failure) is recorded for the manifest. Called by
+    :mod:`initdocs.book.execution`.
     """
     from jupyter_cache import get_cache
 
@@ -267,19 +266,33 @@ def run_client(client: Any, start: Any) -> None:
         start(client)
         return
     docname = _docname(Path(client.path), _state["srcdir"])
-    if not cached and os.environ.get(CACHE_ONLY_ENV) == "1":
-        # Not raised: a reader's exception hides the other readers' problems. Every missing
-        # chapter is named; the build then fails (see _finish) and publishes none of them.
-        from sphinx.util import logging
-
-        message = "[initdocs] " + _cache_miss_message(docname, cache_path)
-        (_state["misses"] / f"{docname.replace('/', '__')}.txt").write_text(message, "utf-8")
-        logging.getLogger(__name__).error(message, location=docname)
-        return
     records = _state.get("records")
-    if records is None:
+    if records is not None:
+        _run_recorded(client, start, docname, cached, records)
+    elif not cached and os.environ.get(CACHE_ONLY_ENV) == "1":
+        _refuse(docname, cache_path)
+    else:
         start(client)
-        return
+
+
+def _refuse(docname: str, cache_path: Path) -> None:
+    """Log why ``docname`` is missing and remember it: the build fails in :func:`_finish`.
+
+    Not raised: an exception in one parallel reader hides the other readers' problems, so
+    every missing chapter gets named this way.
+    """
+    from sphinx.util import logging
+
+    message = "[initdocs] " + _cache_miss_message(docname, cache_path)
+    _state["misses"].mkdir(parents=True, exist_ok=True)
+    (_state["misses"] / f"{docname.replace('/', '__')}.txt").write_text(message, "utf-8")
+    logging.getLogger(__name__).error(message, location=docname)
+
+
+def _run_recorded(client: Any, start: Any, docname: str, cached: bool, records: Path) -> None:
+    """Run the client in a shard build, recording the chapter's cache entry or failure."""
+    from jupyter_cache import get_cache
+
     entry: dict[str, Any] = {"docname": docname}
     try:
         start(client)
@@ -292,6 +305,7 @@ def run_client(client: Any, start: Any) -> None:
         # Straight to the terminal: a parallel reader's log is lost when it fails.
         print(f"[initdocs] {docname} failed to execute:\n{cause}", file=sys.stderr, flush=True)
         raise
+    cache = get_cache(Path(client.nb_config.execution_cache_path or ".jupyter_cache"))
     record = cache.match_cache_notebook(client.notebook)
     entry.update(
         status="cached" if cached else "executed",
