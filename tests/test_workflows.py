@@ -74,7 +74,9 @@ def test_shards_run_as_a_matrix_and_the_render_merges_them(name, nox_sessions):
     assert sessions[0] in ("merge", "render")  # merge (render merges first) before any build
     assert set(sessions) <= nox_sessions
     # One Python for the shards and the render: it is part of every chapter's cache key.
+    # 3.11, the Python the lock is made for and Read the Docs builds with.
     assert execute["container"] == render_job["container"]
+    assert execute["container"].startswith("python:3.11-")
 
 
 def test_pr_workflow_runs_ci_on_pull_requests_read_only(pr):
