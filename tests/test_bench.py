@@ -108,3 +108,28 @@ def test_projection_table_for_the_readme():
     # On 2 cores 7x60 + 5x30 runs 300 | 270, 6x60 + 7x30 runs 300 | 270: 20 + 300 + 40 = 360.
     assert lines[4].startswith("| 100 |") and lines[4].endswith("| 6 min 00 s |")
     assert "2 readers and pays 20 s of fixed cost" in table
+
+
+def test_bench_table_ends_with_the_projection():
+    from initdocs.book.projection import markdown as projection_table
+
+    table = projection_table([30.0], cores=2, overhead=10, render=20)
+    results = {
+        "date": "2026-12-03",
+        "machine": "2 cores",
+        "jobs": "auto",
+        "scenarios": [
+            {"name": "cold", "seconds": 40.0, "executed": ["01-a"], "expected": None,
+             "chapter_seconds": {"01-a": 30.0}},
+        ],
+        "edits": {"prose": "01-a", "code cell": "01-a", "module": "x.py"},
+        "parallel": "Both cores.",
+        "determinism": "Determinism.",
+        "sharding": {"overhead": 10, "render": 20, "cores": 2, "table": table},
+    }  # fmt: skip
+    text = bench.markdown(results)
+    assert text.endswith("projected:\n\n" + table)
+    # 11 chapters of 30 s, 2 readers per shard, 10 s per shard, 20 s render, by hand:
+    # 1 shard: 6 | 5 chapters -> 180 s; 2 shards: 6 and 5 -> 3 | 3 -> 90 s; 4 shards: at most
+    # 3 -> 60 s; 8 shards: at most 2 -> 30 s. Each + 10 + 20.
+    assert "| 11 | 3 min 30 s | 2 min 00 s | 1 min 30 s | 1 min 00 s |" in text
