@@ -114,6 +114,47 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "initdocs.book.bench", *session.posargs)
 
 
+# -- Sharded execution (initdocs.book.shards): CI executes the chapters on a matrix of machines,
+# then renders the book once from their merged caches. Run by hand, one shard after the other:
+#   nox -s execute -- --shard 1/2 && nox -s execute -- --shard 2/2 && nox -s render
+SHARDS = f"{BUILD}/shards"
+
+
+@nox.session
+def execute(session: nox.Session) -> None:
+    """Execute one shard's chapters into the execution cache: `nox -s execute -- --shard 1/2`.
+
+    Shards are balanced by the chapters' last measured times (docs/_build/execution.json). The
+    shard's manifest and cached chapters go to docs/_build/shards/1-of-2; no pages are built.
+    """
+    _install(session, "docs")
+    session.run("python", "-m", "initdocs.book.shards", "execute", *session.posargs)
+
+
+def _merge_shards(session: nox.Session) -> None:
+    """Merge the shard folders named after `--` (default: all in docs/_build/shards)."""
+    folders = session.posargs or sorted(str(p) for p in Path(ROOT, SHARDS).glob("*-of-*"))
+    if not folders:
+        session.error(f"no shard in {SHARDS}: run `nox -s execute -- --shard I/N` first")
+    session.run("python", "-m", "initdocs.book.shards", "merge", *folders)
+
+
+@nox.session
+def merge(session: nox.Session) -> None:
+    """Merge the shards' caches into docs/_build/.jupyter_cache (folders after `--`)."""
+    _install(session, "docs")
+    _merge_shards(session)
+
+
+@nox.session
+def render(session: nox.Session) -> None:
+    """Merge the shards, then build the book with no execution (a missing chapter fails it)."""
+    _install(session, "docs")
+    _merge_shards(session)
+    os.makedirs(BUILD, exist_ok=True)
+    session.run("sphinx-build", *SPHINX_ARGS, env={"INITDOCS_CACHE_ONLY": "1"})
+
+
 @nox.session(name="docs-live")
 def docs_live(session: nox.Session) -> None:
     """Serve the book on http://127.0.0.1:8000 and rebuild it when a file changes."""
@@ -138,7 +179,11 @@ def docs_live(session: nox.Session) -> None:
 
 @nox.session
 def linkcheck(session: nox.Session) -> None:
-    """Check every external link (needs internet; not part of the tests)."""
+    """Check every external link (needs internet; not part of the tests).
+
+    The broken ones are listed in docs/_build/linkcheck/broken.md (the weekly link-check
+    workflow puts that list into an issue); the session fails if there is any.
+    """
     _install(session, "docs")
     session.run(
         "sphinx-build",
@@ -149,7 +194,9 @@ def linkcheck(session: nox.Session) -> None:
         "docs",
         f"{BUILD}/linkcheck",
         *session.posargs,
+        success_codes=[0, 1],  # 1: broken links, listed by the next command
     )
+    session.run("python", "-m", "initdocs.book.links", f"{BUILD}/linkcheck")
 
 
 @nox.session

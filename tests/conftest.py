@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
+from types import ModuleType
 
+import nox.registry
 import pytest
 import torch
 
 # Tests run like the book's chapters (see docs/conf.py): on one thread, which keeps float
 # results independent of the machine and avoids oversubscribing shared CPUs.
 torch.set_num_threads(1)
+
+# CI renders the book from the shards' merged cache with INITDOCS_CACHE_ONLY=1 around
+# `nox -s tests`; that applies to the book's build, not to the small books the tests execute.
+os.environ.pop("INITDOCS_CACHE_ONLY", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -29,3 +37,19 @@ def html() -> Path:
             "which builds the book before testing it, or `nox -s docs` before pytest."
         )
     return HTML
+
+
+@pytest.fixture(scope="session")
+def noxfile() -> ModuleType:
+    """noxfile.py, imported: its sessions register themselves in nox's registry."""
+    spec = importlib.util.spec_from_file_location("noxfile", ROOT / "noxfile.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def nox_sessions(noxfile) -> set[str]:
+    """Names of the sessions noxfile.py defines, from nox's own registry."""
+    return set(nox.registry.get())

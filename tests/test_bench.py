@@ -76,3 +76,60 @@ def test_a_failed_determinism_check_names_the_cell_and_shows_the_difference():
     assert "-stdout: loss 0.51" in found and "+stdout: loss 0.52" in found
     assert "\n done" in found  # unchanged context is kept
     assert first_difference([[]], [[], []]) == "1 code cells against 2"
+
+
+def test_sharded_projection_against_a_hand_computed_case():
+    from initdocs.book.projection import book, makespan, wall_time
+
+    # Measured 10, 20, 30 s; a book of 5 repeats them: c0..c4 = 10, 20, 30, 10, 20.
+    assert list(book([10, 20, 30], 5).values()) == [10, 20, 30, 10, 20]
+    # Two shards, longest first: 30 -> s1; 20 (c1) -> s2; 20 (c4) -> s2 (20 < 30);
+    # 10 (c0) -> s1 (30 < 40); 10 (c3) -> s1 (40 = 40, the lower shard): s1 = 30+10+10 = 50,
+    # s2 = 20+20 = 40. One core each: max(5 + 50, 5 + 40) + 7 = 62.
+    assert wall_time([10, 20, 30], 5, 2, cores=1, overhead=5, render=7) == 62
+    # Two cores each: s1 runs 30 | 10+10 -> 30, s2 runs 20 | 20 -> 20: max(35, 25) + 7 = 42.
+    assert wall_time([10, 20, 30], 5, 2, cores=2, overhead=5, render=7) == 42
+    # One shard, one core: everything in a row: 5 + 90 + 7.
+    assert wall_time([10, 20, 30], 5, 1, cores=1, overhead=5, render=7) == 102
+    assert makespan([7, 5, 4, 3], 2) == 10  # 7+3 | 5+4
+
+
+def test_projection_table_for_the_readme():
+    from initdocs.book.projection import markdown
+
+    table = markdown([60.0, 30.0], cores=2, overhead=20, render=40)
+    lines = table.splitlines()
+    assert lines[0] == "| Chapters | 1 shard | 2 shards | 4 shards | 8 shards |"
+    # 11 chapters (6 of 60 s, 5 of 30 s) on 1 shard of 2 cores: 60,60,60 | 60,60,60 then the
+    # 30s: 6 x 60 = 360 split 180 | 180, five 30s -> 270 | 240: 20 + 270 + 40 = 330 s.
+    assert lines[2].startswith("| 11 | 5 min 30 s |")
+    # 100 chapters (50 of 60 s, 50 of 30 s) on 8 shards, by hand: the 60s go 7, 7, 6, ..., 6;
+    # the 30s fill up to 570 s on shards 1-6 (7x60 + 5x30 or 6x60 + 7x30) and 540 s on 7-8.
+    # On 2 cores 7x60 + 5x30 runs 300 | 270, 6x60 + 7x30 runs 300 | 270: 20 + 300 + 40 = 360.
+    assert lines[4].startswith("| 100 |") and lines[4].endswith("| 6 min 00 s |")
+    assert "2 readers and pays 20 s of fixed cost" in table
+
+
+def test_bench_table_ends_with_the_projection():
+    from initdocs.book.projection import markdown as projection_table
+
+    table = projection_table([30.0], cores=2, overhead=10, render=20)
+    results = {
+        "date": "2026-12-03",
+        "machine": "2 cores",
+        "jobs": "auto",
+        "scenarios": [
+            {"name": "cold", "seconds": 40.0, "executed": ["01-a"], "expected": None,
+             "chapter_seconds": {"01-a": 30.0}},
+        ],
+        "edits": {"prose": "01-a", "code cell": "01-a", "module": "x.py"},
+        "parallel": "Both cores.",
+        "determinism": "Determinism.",
+        "sharding": {"overhead": 10, "render": 20, "cores": 2, "table": table},
+    }  # fmt: skip
+    text = bench.markdown(results)
+    assert text.endswith("projected:\n\n" + table)
+    # 11 chapters of 30 s, 2 readers per shard, 10 s per shard, 20 s render, by hand:
+    # 1 shard: 6 | 5 chapters -> 180 s; 2 shards: 6 and 5 -> 3 | 3 -> 90 s; 4 shards: at most
+    # 3 -> 60 s; 8 shards: at most 2 -> 30 s. Each + 10 + 20.
+    assert "| 11 | 3 min 30 s | 2 min 00 s | 1 min 30 s | 1 min 00 s |" in text

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
-from types import ModuleType
 from typing import Any
 
-import nox.registry
 import pytest
 import yaml
 from conftest import ROOT
@@ -42,22 +39,6 @@ def workflow() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def readthedocs() -> dict[str, Any]:
     return load_yaml(READTHEDOCS)
-
-
-@pytest.fixture(scope="module")
-def noxfile() -> ModuleType:
-    """noxfile.py, imported: its sessions register themselves in nox's registry."""
-    spec = importlib.util.spec_from_file_location("noxfile", ROOT / "noxfile.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def nox_sessions(noxfile) -> set[str]:
-    """Names of the sessions noxfile.py defines, from nox's own registry."""
-    return set(nox.registry.get())
 
 
 def nox_calls(command: str) -> list[tuple[str, dict[str, str]]]:
@@ -137,18 +118,27 @@ def test_workflow_builds_with_an_existing_nox_session_and_cpu_torch(workflow, no
     for step in steps:
         for name, _ in nox_calls(step["run"]):
             assert name in nox_sessions, f"nox session {name!r} is not in noxfile.py"
-        env = step.get("env", {})
-        assert env.get("INITDOCS_TORCH_INDEX") == TORCH_INDEX
-        assert "github.repository" in env["INITDOCS_REPOSITORY_URL"]
-        assert "steps.pages.outputs.base_url" in env["INITDOCS_BASE_URL"]
-    assert [name for s in steps for name, _ in nox_calls(s["run"])] == ["docs"]
+    assert workflow["env"]["INITDOCS_TORCH_INDEX"] == TORCH_INDEX  # every job's nox
+    # The chapters execute in shards; the build job renders once, for the published address.
+    assert [name for s in steps for name, _ in nox_calls(s["run"])] == ["execute", "render"]
+    render = steps[-1]
+    assert render in job_steps(workflow, "build")
+    assert "github.repository" in render["env"]["INITDOCS_REPOSITORY_URL"]
+    assert "steps.pages.outputs.base_url" in render["env"]["INITDOCS_BASE_URL"]
 
 
 def test_workflow_caches_execution_and_deploys_the_html(workflow):
+    restore = step_using(job_steps(workflow, "execute"), "actions/cache/restore")
+    save = step_using(job_steps(workflow, "build"), "actions/cache/save")
+    for step in (restore, save):
+        assert step["with"]["path"].split() == [
+            "docs/_build/.jupyter_cache",
+            "docs/_build/execution.json",  # the chapters' times balance the next shards
+        ]
+    assert restore["with"]["restore-keys"] == "jupyter-cache-"
+    assert save["with"]["key"] == restore["with"]["key"]
     steps = workflow_steps(workflow)
     by_action = {uses(s): s for s in steps if "uses" in s}
-    assert by_action["actions/setup-python"]["with"]["python-version"] == "3.11"
-    assert by_action["actions/cache"]["with"]["path"] == "docs/_build/.jupyter_cache"
     assert by_action["actions/upload-pages-artifact"]["with"]["path"] == "docs/_build/html"
     assert "actions/configure-pages" in by_action and "actions/deploy-pages" in by_action
     deploy = next(
@@ -178,13 +168,14 @@ def test_the_workflow_permissions_are_read_only(workflow):
     assert set(permissions.values()) <= {"read", "none"}, permissions
 
 
-def test_the_build_job_can_write_nothing_and_keeps_no_credentials(workflow):
-    build = workflow["jobs"]["build"]
-    permissions = build["permissions"]
-    assert isinstance(permissions, dict), "the build job must list its permissions"
+@pytest.mark.parametrize("name", ["execute", "build"])
+def test_the_jobs_running_code_can_write_nothing_and_keep_no_credentials(workflow, name):
+    job = workflow["jobs"][name]
+    permissions = job["permissions"]
+    assert isinstance(permissions, dict), f"the {name} job must list its permissions"
     assert permissions["contents"] == "read"
     assert set(permissions.values()) <= {"read", "none"}, permissions
-    checkout = step_using(build["steps"], "actions/checkout")
+    checkout = step_using(job["steps"], "actions/checkout")
     assert checkout["with"]["persist-credentials"] is False
 
 

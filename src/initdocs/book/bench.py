@@ -13,6 +13,11 @@ command in these situations, one after the other:
    against the first measures what the second core brings, and its outputs are compared
    with the first's, cell by cell, to prove the book deterministic.
 
+Then, with every chapter cached, it times the two fixed costs of a sharded build (one shard
+whose chapters all come from the cache, and the render with no execution) and projects the
+wall time of books of 11, 50 and 100 chapters on 1, 2, 4 and 8 shards
+(:mod:`initdocs.book.projection`).
+
 For each it records the wall time, the chapters executed and their execution times, and
 writes ``bench.json`` and ``bench.md`` (a Markdown table, also pasted into the README
 between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` with ``--update-readme``).
@@ -34,8 +39,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from initdocs.book import projection
 from initdocs.book.dependencies import module_closure
 from initdocs.book.outputs import text_outputs
+from initdocs.book.shards import CACHE_ONLY_ENV
 
 TARGETS = {  # seconds, from the issue; None: no time target
     "cold": 300.0,
@@ -113,6 +120,39 @@ def _scenario(name: str, copy: Path, jobs: str, expected: list[str] | None = Non
     )
     print(f"bench: {name}: {seconds:.1f} s, executed {len(chapters)}: {', '.join(chapters)}")
     return scenario
+
+
+def _timed(copy: Path, command: list[str], **env: str) -> float:
+    """Wall seconds of ``command`` run in ``copy`` with its package; stops if it fails."""
+    start = time.perf_counter()
+    result = subprocess.run(
+        command,
+        cwd=copy,
+        env=dict(os.environ, PYTHONPATH=str(copy / "src"), **env),
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(command)} failed in {copy}:\n{result.stdout[-4000:]}")
+    return time.perf_counter() - start
+
+
+def _sharding(copy: Path, jobs: str, chapter_seconds: dict[str, float]) -> dict:
+    """The fixed costs of a sharded build, measured with every chapter cached, and the
+    projection of bigger books from them (see :mod:`initdocs.book.projection`)."""
+    shard = [sys.executable, "-m", "initdocs.book.shards", "execute", "--shard", "1/1"]
+    overhead = _timed(copy, [*shard, "--", "-j", jobs])
+    html = [sys.executable, "-m", "sphinx", "-M", "html", "docs", "docs/_build", "-E", "-W"]
+    render = _timed(copy, [*html, "--keep-going", "-n", "-j", jobs], **{CACHE_ONLY_ENV: "1"})
+    cores = (os.cpu_count() or 1) if jobs == "auto" else int(jobs)
+    measured = list(chapter_seconds.values())
+    print(f"bench: shard overhead {overhead:.1f} s, render with no execution {render:.1f} s")
+    return {
+        "overhead": round(overhead, 1),
+        "render": round(render, 1),
+        "cores": cores,
+        "table": projection.markdown(measured, cores=cores, overhead=overhead, render=render),
+    }
 
 
 def _edit_prose(chapter: Path) -> None:
@@ -229,6 +269,9 @@ def markdown(results: dict) -> str:
     ]
     for name, where in results.get("differences", {}).items():
         lines += ["", f"{name}, first difference:", "", "```", where, "```"]
+    if "sharding" in results:
+        lines += ["", "Sharded builds (`nox -s execute`, then `nox -s render`), projected:", ""]
+        lines.append(results["sharding"]["table"].rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
@@ -250,6 +293,7 @@ def run(repo: Path, out: Path, jobs: str, prose: str, code: str, module: str) ->
         shutil.rmtree(copy / "docs" / "_build")
         scenarios.append(_scenario("cold, serial", copy, "1"))
         serial_outputs = _outputs(copy)
+        sharding = _sharding(copy, jobs, scenarios[0].chapter_seconds)
 
     differing = sorted(
         name for name in cold_outputs if cold_outputs[name] != serial_outputs.get(name)
@@ -273,6 +317,7 @@ def run(repo: Path, out: Path, jobs: str, prose: str, code: str, module: str) ->
             else f"Determinism: outputs differ between the two cold builds in {differing}."
         ),
         "deterministic": not differing and bool(cold_outputs),
+        "sharding": sharding,
         "differences": {
             name: first_difference(cold_outputs[name], serial_outputs.get(name, []))
             for name in differing
