@@ -474,8 +474,9 @@ def test_home_and_every_chapter_are_fast_on_a_phone(pagespeed: dict, html: Path)
     paint at most 2.5 s, total blocking time at most 100 ms, no layout shift, at most 400 kB
     with everything the page loads (weighed by page_weights). A page that misses one is
     named with the metric, e.g. {"sessions/04-ssd.html": ["TBT 240 ms > 100 ms"]}. Lighthouse
-    takes its time: 10 min for the 12 pages (50 s a page) on two CPU cores shared with other
-    work; one page at a time, since pages measured side by side would slow each other down.
+    takes its time: 4 to 10 min for the 12 pages (20 to 50 s a page) on two CPU cores shared
+    with other work; one page at a time, since pages measured side by side would slow each
+    other down.
     """
     assert list(pagespeed["pages"]) == speed_pages(html)
     for name, page in pagespeed["pages"].items():
