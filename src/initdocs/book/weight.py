@@ -29,7 +29,7 @@ from typing import Any
 from markupsafe import Markup
 from sphinx.application import Sphinx
 
-from initdocs.book import icons
+from initdocs.book.icons import setup as setup_icons
 from initdocs.book.metadata import extension_metadata
 
 FONTAWESOME_SCRIPT = re.compile(
@@ -88,5 +88,5 @@ def _register(app: Sphinx) -> None:
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _register)
-    icons.setup(app)
+    setup_icons(app)
     return extension_metadata()
