@@ -95,6 +95,21 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def pagespeed(session: nox.Session) -> None:
+    """Lighthouse on the home page and every chapter, as a phone sees them (4-10 minutes).
+
+    Fails a page that misses the speed targets (initdocs.book.pagespeed.TARGETS) and writes
+    the measurement to docs/_build/pagespeed/; ``python -m initdocs.book.pagespeed
+    --update-readme`` copies its table into the README. Kept out of ``nox -s tests``, whose
+    pytest deselects the ``pagespeed`` mark: the page weight is tested there.
+    """
+    _install(session, "docs,test")
+    session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    _build_book(session)
+    session.run("pytest", "-m", "pagespeed", "tests/test_browser.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting of the package, the tests, the configuration."""
     session.install(*CONSTRAINTS, "ruff")

@@ -211,7 +211,8 @@ def first_difference(first: list[list[str]], second: list[list[str]]) -> str:
     return "no difference"
 
 
-def _machine() -> str:
+def machine() -> str:
+    """This machine in a few words: cores, processor, memory, system, Python."""
     cpus = os.cpu_count() or 0
     memory = ""
     try:
@@ -301,7 +302,7 @@ def run(repo: Path, out: Path, jobs: str, prose: str, code: str, module: str) ->
     cold, serial = scenarios[0], scenarios[-1]
     results = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": _machine(),
+        "machine": machine(),
         "jobs": jobs,
         "scenarios": [asdict(s) for s in scenarios],
         "edits": {"prose": prose, "code cell": code, "module": module},
@@ -329,10 +330,11 @@ def run(repo: Path, out: Path, jobs: str, prose: str, code: str, module: str) ->
     return results
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the text between the README's bench markers with ``table``."""
+def update_readme(readme: Path, table: str, marker: str = "bench") -> None:
+    """Replace the text between the README's ``marker`` lines (``<!-- bench:start -->`` and
+    ``<!-- bench:end -->`` by default) with ``table``."""
     text = readme.read_text(encoding="utf-8")
-    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    start, end = f"<!-- {marker}:start -->\n", f"<!-- {marker}:end -->"
     if start not in text or end not in text:
         raise SystemExit(f"{readme}: add the lines '{start.strip()}' and '{end}' first")
     head, rest = text.split(start, 1)

@@ -1,11 +1,24 @@
-"""Lighter pages: the theme's 1.5 MB icon script is left out; its CSS draws the same icons.
+"""Lighter pages: what the first screen does not need is left out or loaded after it.
 
-pydata-sphinx-theme loads ``fontawesome.js`` on every page, which replaces each ``<i
-class="fa-...">`` icon with an inline SVG. Its stylesheet already carries Font Awesome's icon
-classes and web fonts (``_static/vendor/fontawesome/webfonts``), which draw the same icons
-without the script; the script is there "so that users can add custom icons", which this book
-does not. Dropping it takes about 540 kB (compressed) off every page. The book's
-``_templates/layout.html`` passes the theme's ``css`` block through the filter registered here.
+Filters for the book's ``_templates/layout.html``, which passes the theme's blocks through them:
+
+* ``initdocs_lighter_head`` (the ``css`` block) leaves out the theme's 1.5 MB icon script and
+  its preload hints for scripts. pydata-sphinx-theme loads ``fontawesome.js`` on every page,
+  which replaces each ``<i class="fa-...">`` icon with an inline SVG; its stylesheet already
+  carries Font Awesome's icon classes and web fonts, which draw the same icons without the
+  script (cut down to the book's icons by :mod:`initdocs.book.icons`); the script is there "so
+  that users can add custom icons", which this book does not. The preload hints fetch the
+  theme's two deferred scripts at high priority, ahead of the stylesheets the first paint
+  waits for; the browser finds those scripts at the end of the page anyway.
+* ``initdocs_deferred`` (the ``scripts`` block) adds ``defer`` to every script file but
+  ``documentation_options.js`` (a few hundred bytes the inline scripts after it write to): the
+  page is parsed and painted before they run, and they still run in order, before
+  ``DOMContentLoaded``, where they all start their work.
+* ``initdocs_without_search_index`` (the ``extrahead`` block) leaves out Sphinx's search
+  scripts and the book's whole search index (about 40 kB compressed, parsed before the first
+  paint) on every page but the search page. The theme loads them everywhere for its "search
+  as you type" option, which the book leaves off: the search field sends the reader to
+  ``search.html``, which loads them itself.
 """
 
 from __future__ import annotations
@@ -16,11 +29,19 @@ from typing import Any
 from markupsafe import Markup
 from sphinx.application import Sphinx
 
+from initdocs.book.icons import setup as setup_icons
 from initdocs.book.metadata import extension_metadata
 
 FONTAWESOME_SCRIPT = re.compile(
     r"[ \t]*<script\b[^>]*\bsrc=\"[^\"]*_static/scripts/fontawesome\.js[^\"]*\"[^>]*>"
     r"\s*</script>\n?"
+)
+SCRIPT_PRELOAD = re.compile(r"[ \t]*<link\b[^>]*\brel=\"preload\"[^>]*\bas=\"script\"[^>]*/?>\n?")
+SCRIPT_FILE = re.compile(r"<script\b(?P<attributes>[^>]*\bsrc=\"(?P<src>[^\"]*)\"[^>]*)>")
+NOT_DEFERRED = re.compile(r"(^|/)documentation_options\.js(\?|$)")
+SEARCH_SCRIPTS = re.compile(
+    r"[ \t]*<script\b[^>]*\bsrc=\"[^\"]*(_static/searchtools|_static/language_data|searchindex)"
+    r"\.js\"[^>]*>\s*</script>\n?"
 )
 
 
@@ -29,12 +50,43 @@ def without_fontawesome(markup: str) -> Markup:
     return Markup(FONTAWESOME_SCRIPT.sub("", str(markup)))
 
 
+def lighter_head(markup: str) -> Markup:
+    """The markup without ``fontawesome.js`` and without preload hints for scripts."""
+    return Markup(SCRIPT_PRELOAD.sub("", str(without_fontawesome(markup))))
+
+
+def deferred(markup: str) -> Markup:
+    """Every ``<script src=...>`` tag with ``defer``, unless it has ``defer`` or ``async``
+    already or loads ``documentation_options.js``."""
+
+    def defer(tag: re.Match[str]) -> str:
+        attributes = tag.group("attributes")
+        if NOT_DEFERRED.search(tag.group("src")) or re.search(r"\b(defer|async)\b", attributes):
+            return tag.group(0)
+        return f"<script defer{attributes}>"
+
+    return Markup(SCRIPT_FILE.sub(defer, str(markup)))
+
+
+def without_search_index(markup: str) -> Markup:
+    """The markup without Sphinx's search scripts and the search index."""
+    return Markup(SEARCH_SCRIPTS.sub("", str(markup)))
+
+
+FILTERS = {
+    "initdocs_lighter_head": lighter_head,
+    "initdocs_deferred": deferred,
+    "initdocs_without_search_index": without_search_index,
+}
+
+
 def _register(app: Sphinx) -> None:
     templates = getattr(app.builder, "templates", None)
     if templates is not None and hasattr(templates, "environment"):
-        templates.environment.filters["initdocs_without_fontawesome"] = without_fontawesome
+        templates.environment.filters.update(FILTERS)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _register)
+    setup_icons(app)
     return extension_metadata()

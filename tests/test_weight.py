@@ -1,0 +1,142 @@
+"""What the book leaves out of its pages or loads later (initdocs.book.weight, .icons), and the
+page-speed table (initdocs.book.pagespeed); the built book is checked in test_browser.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fontTools.ttLib import TTFont
+
+from initdocs.book import icons, pagespeed, weight
+
+HEAD = """\
+    <script src="../_static/documentation_options.js?v=a1637f0b"></script>
+    <script src="../_static/doctools.js?v=fd6eb6e6"></script>
+    <script data-sd-tabs-storage-prefix="tab-" src="../_static/design-tabs.js"></script>
+    <script defer="defer" src="../_static/already.js"></script>
+    <script async src="../_static/async.js"></script>
+    <script>DOCUMENTATION_OPTIONS.pagename = 'index';</script>
+"""
+
+
+def test_script_files_are_deferred_but_the_options_they_share():
+    out = str(weight.deferred(HEAD))
+    assert '<script src="../_static/documentation_options.js?v=a1637f0b">' in out
+    assert '<script defer src="../_static/doctools.js?v=fd6eb6e6">' in out
+    assert '<script defer data-sd-tabs-storage-prefix="tab-" src=' in out
+    assert '<script defer="defer" src="../_static/already.js">' in out  # untouched
+    assert '<script async src="../_static/async.js">' in out
+    assert "<script>DOCUMENTATION_OPTIONS.pagename = 'index';</script>" in out  # inline
+    assert out.count("<script") == HEAD.count("<script")
+
+
+def test_the_search_index_and_its_scripts_are_left_out():
+    head = (
+        '<meta name="docsearch:language" content="en"/>\n'
+        '    <script src="../_static/searchtools.js"></script>\n'
+        '    <script src="../_static/language_data.js"></script>\n'
+        '    <script src="../searchindex.js"></script>\n'
+        '<script src="../_static/mysearchtools.js"></script>\n'
+    )
+    out = str(weight.without_search_index(head))
+    assert out == (
+        '<meta name="docsearch:language" content="en"/>\n'
+        '<script src="../_static/mysearchtools.js"></script>\n'
+    )
+
+
+def test_the_icon_script_and_script_preloads_are_left_out_of_the_head():
+    css = (
+        '<link href="../_static/styles/theme.css?digest=9" rel="stylesheet" />\n'
+        '<script src="../_static/scripts/fontawesome.js?digest=9"></script>\n'
+        '  <link rel="preload" as="script" href="../_static/scripts/bootstrap.js?digest=9" />\n'
+        '<link rel="preload" as="font" href="x.woff2" />\n'
+    )
+    assert str(weight.lighter_head(css)) == (
+        '<link href="../_static/styles/theme.css?digest=9" rel="stylesheet" />\n'
+        '<link rel="preload" as="font" href="x.woff2" />\n'
+    )
+
+
+THEME_CSS = (
+    '.a{color:red}.fa-github{--fa:"\\f09b"}.fa-magnifying-glass,.fa-search{--fa:"\\f002"}'
+    '.fa-0{--fa:"\\30 "}.fa-moon{--fa:"\\f186"}.x:after{content:var(--pst-icon-bell)}'
+    ':root{--pst-icon-bell:"\uf0f3"}'
+    "@font-face{font-family:Font Awesome\\ 7 Free;"
+    "src:url(../vendor/fontawesome/webfonts/fa-solid-900.woff2)}\n"
+    "/*# sourceMappingURL=pydata-sphinx-theme.css.map*/"
+)
+
+
+def test_only_the_rules_of_icons_in_use_are_kept():
+    out = icons.prune_stylesheet(THEME_CSS, {"fa-search", "fa-github", "fa-unrelated"})
+    assert '.fa-github{--fa:"\\f09b"}' in out
+    assert '.fa-magnifying-glass,.fa-search{--fa:"\\f002"}' in out  # kept through an alias
+    assert ".fa-0{" not in out and ".fa-moon{" not in out
+    assert ".a{color:red}" in out and "--pst-icon-bell" in out
+    assert 'url(../vendor/fontawesome/webfonts/fa-solid-900.subset.woff) format("woff")' in out
+    assert "sourceMappingURL" not in out
+
+
+def test_icon_names_and_characters_are_read_from_pages_and_stylesheets():
+    page = '<i class="fa-solid fa-magnifying-glass"></i><span class="btn__icon fa-brands">'
+    assert icons.icon_names([page, "e.classList='fa-solid fa-xmark'"]) == {
+        "fa-solid",
+        "fa-magnifying-glass",
+        "fa-brands",
+        "fa-xmark",
+    }
+    found = icons.css_characters(THEME_CSS)
+    assert {0xF09B, 0xF002, 0x30, 0xF186, 0xF0F3} <= found
+    assert ord("\\") not in found
+
+
+def test_a_font_subset_holds_exactly_the_characters_asked_for(tmp_path):
+    source = icons.theme_static() / icons.WEBFONTS / "fa-solid-900.woff2"
+    full = TTFont(source)
+    assert 0xF002 in full.getBestCmap() and 0xF186 in full.getBestCmap()
+    target = tmp_path / "solid.woff"
+    icons.subset_font(source, target, {0xF002, 0xF186, 0x10FFFF})  # the last is no icon
+    subset = TTFont(target)
+    assert subset.flavor == "woff"
+    assert set(subset.getBestCmap()) == {0xF002, 0xF186}
+    assert target.stat().st_size < source.stat().st_size / 10
+    assert "Font Awesome" in subset["name"].getDebugName(1)
+
+
+def test_a_missed_target_is_named_with_its_metric_and_values():
+    fast = {"score": 99, "fcp": 900.0, "lcp": 1200.0, "tbt": 0.0, "cls": 0.0, "weight": 150_000}
+    assert pagespeed.misses(fast) == []
+    slow = {**fast, "score": 80, "lcp": 3140.0, "tbt": 240.4, "cls": 0.02, "weight": 410_000}
+    assert pagespeed.misses(slow) == [
+        "score 80 < 95",
+        "LCP 3.1 s > 2.5 s",
+        "TBT 240 ms > 100 ms",
+        "CLS 0.02 > 0",
+        "weight 410 kB > 400 kB",
+    ]
+
+
+def test_the_readme_table_is_written_from_the_measurement(tmp_path):
+    page = {"score": 99, "fcp": 900.0, "lcp": 1200.0, "tbt": 0.0, "cls": 0.0, "weight": 150_000}
+    results = {
+        "date": "2026-12-03",
+        "lighthouse": "12.2.3",
+        "chromium": "Chromium 140",
+        "machine": "2 CPU cores",
+        "seconds": 95.2,
+        "pages": {"index.html": page, "sessions/04-ssd.html": {**page, "tbt": 240.0}},
+    }
+    table = pagespeed.markdown(results)
+    assert "| index.html | 150 kB | 0.9 s | 1.2 s | 0 ms | 0 | 99 | ✓ |" in table
+    assert "| sessions/04-ssd.html | 150 kB | 0.9 s | 1.2 s | 240 ms | 0 | 99 | ✗ TBT" in table
+    (tmp_path / pagespeed.RESULTS).parent.mkdir(parents=True)
+    (tmp_path / pagespeed.RESULTS).write_text(json.dumps(results))
+    (tmp_path / "README.md").write_text("<!-- pagespeed:start -->\nold\n<!-- pagespeed:end -->\n")
+    assert pagespeed.main(["--repo", str(tmp_path), "--update-readme"]) == 0
+    assert (tmp_path / "README.md").read_text() == (
+        f"<!-- pagespeed:start -->\n{table}<!-- pagespeed:end -->\n"
+    )
+    with pytest.raises(SystemExit, match="run the browser test first"):
+        pagespeed.main(["--repo", str(tmp_path / "elsewhere")])
