@@ -1,0 +1,107 @@
+"""A rebuild with nothing changed sees the same configuration (a part of ``initdocs.book``).
+
+Sphinx saves the configuration with the environment after reading, and the next build
+compares the values ``conf.py`` gives with the saved ones: any difference prints "The
+configuration has changed (N options: ...)", rewrites every page, and, for a value that
+affects reading, reads every document again. Some extensions change configuration values in
+place once the builder starts (sphinx-book-theme and pydata-sphinx-theme add to
+``html_css_files``, ``html_context``, ``html_theme_options`` ...; sphinx-copybutton to its own
+values), so the saved values were never the ones ``conf.py`` gives, and every build, even one
+with nothing to do, found the configuration changed.
+
+So the values are remembered when the configuration is complete (``config-inited``, after
+every extension's handler), and the ones changed since are put back just before Sphinx saves
+the environment (``env-updated``) and restored for writing (``write-started``): the saved
+configuration is the one the next build's ``conf.py`` gives.
+
+Values that truly change between builds stay out of what is compared: the commit the book is
+built from is not a MyST substitution (one of those changing re-reads every document) but the
+``{build-info}`commit``` role, filled in when the page is written (:func:`build_info_role`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.environment import BuildEnvironment
+from sphinx.util import logging
+
+from initdocs.book.metadata import extension_metadata
+
+logger = logging.getLogger(__name__)
+
+_MISSING = object()
+#: What ``{build-info}`...``` can show.
+BUILD_INFO = ("commit", "version")
+_CLASS = "initdocs-build-info"
+
+
+def _snapshot(app: Sphinx, config: Config) -> None:
+    """config-inited (last): each value as the configuration gives it."""
+    values = {}
+    for option in config:
+        try:
+            values[option.name] = copy.deepcopy(option.value)
+        except Exception:  # a value that cannot be copied is left as it is
+            continue
+    app.initdocs_config = values  # type: ignore[attr-defined]
+    app.initdocs_config_changed = {}  # type: ignore[attr-defined]
+
+
+def _put_back(app: Sphinx, env: BuildEnvironment) -> None:
+    """env-updated: the values changed since config-inited go back, for saving."""
+    saved = getattr(app, "initdocs_config", {})
+    changed = {}
+    for name, value in saved.items():
+        current = getattr(app.config, name, _MISSING)
+        if current is not _MISSING and current != value:
+            changed[name] = current
+            setattr(app.config, name, copy.deepcopy(value))
+    app.initdocs_config_changed = changed  # type: ignore[attr-defined]
+
+
+def _restore(app: Sphinx, *args: Any) -> None:
+    """write-started: the extensions' values again, for writing the pages."""
+    for name, value in getattr(app, "initdocs_config_changed", {}).items():
+        setattr(app.config, name, value)
+    app.initdocs_config_changed = {}  # type: ignore[attr-defined]
+
+
+def build_info_role(
+    name: str, rawtext: str, text: str, lineno: int, inliner: Any, *args: Any, **kwargs: Any
+) -> tuple[list[nodes.Node], list[nodes.system_message]]:
+    """``{build-info}`commit```: the commit the page is written from, as code.
+
+    The text is filled in when the page is written, so it never enters the saved environment:
+    a new commit rewrites the pages (``initdocs_commit`` is an HTML option), it does not make
+    Sphinx read them again.
+    """
+    if text not in BUILD_INFO:
+        message = inliner.reporter.error(
+            f"build-info: unknown item {text!r}; use one of {', '.join(BUILD_INFO)}", line=lineno
+        )
+        return [inliner.problematic(rawtext, rawtext, message)], [message]
+    return [nodes.literal(rawtext, "", classes=[_CLASS, f"{_CLASS}-{text}"])], []
+
+
+def _fill_build_info(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """doctree-resolved: the build's commit and version into ``{build-info}`` nodes."""
+    values = {"commit": app.config.initdocs_commit, "version": app.config.release}
+    for node in doctree.findall(nodes.literal):
+        for item, value in values.items():
+            if f"{_CLASS}-{item}" in node["classes"]:
+                node.children = [nodes.Text(str(value))]
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("initdocs_commit", "unknown", "html", types=[str])
+    app.add_role("build-info", build_info_role)
+    app.connect("config-inited", _snapshot, priority=999)
+    app.connect("env-updated", _put_back, priority=999)
+    app.connect("write-started", _restore, priority=1)
+    app.connect("doctree-resolved", _fill_build_info)
+    return extension_metadata()
