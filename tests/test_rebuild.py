@@ -16,7 +16,8 @@ from conftest import ROOT
 #: The book's theme and the extensions that change configuration values once the builder
 #: starts, with a page using ``{build-info}``.
 CONF = """
-extensions = ["myst_parser", "sphinx_copybutton", "sphinx_design"{extra}]
+extensions = ["myst_parser", "sphinx_copybutton", "sphinx_design", "sphinxcontrib.bibtex"{extra}]
+bibtex_bibfiles = ["refs.bib"]
 html_theme = "sphinx_book_theme"
 html_static_path = []
 html_css_files = ["initdocs.css"]
@@ -27,6 +28,8 @@ html_theme_options = {{
 }}
 initdocs_commit = {commit!r}
 """
+PAGE = "# Page\n\nAs {cite:t}`doe2020` showed.\n\n```{bibliography}\n```\n"
+BIB = "@article{doe2020, author = {Doe, Jane}, title = {A Title}, journal = {J}, year = {2020}}\n"
 INDEX = "# Book\n\nBuilt from commit {build-info}`commit`.\n\n```{toctree}\npage\n```\n"
 
 
@@ -38,7 +41,8 @@ def make_book(tmp_path: Path, *, stable: bool) -> Path:
     (src / "index.md").write_text(
         INDEX if stable else INDEX.replace("{build-info}`commit`", "`x`"), encoding="utf-8"
     )
-    (src / "page.md").write_text("# Page\n\nSome text.\n", encoding="utf-8")
+    (src / "page.md").write_text(PAGE, encoding="utf-8")
+    (src / "refs.bib").write_text(BIB, encoding="utf-8")
     return src
 
 
@@ -73,6 +77,13 @@ def test_a_rebuild_with_nothing_changed_reads_and_writes_nothing(tmp_path):
         assert "configuration has changed" not in log
         assert "0 added, 0 changed, 0 removed" in log
         assert "no targets are out of date" in log
+    # after rebuilds that skipped formatting the citations, an edit formats them again
+    page = src / "page.md"
+    page.write_text(page.read_text(encoding="utf-8") + "\nMore.\n", encoding="utf-8")
+    log = sphinx_build(src)  # -W: an unresolved citation would fail it
+    assert "0 added, 1 changed, 0 removed" in log
+    html = (src.parent / "out" / "html" / "page.html").read_text(encoding="utf-8")
+    assert "Jane Doe. A title." in html and "More." in html
 
 
 def test_a_new_commit_rewrites_the_pages_without_reading_them(tmp_path):

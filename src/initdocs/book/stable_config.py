@@ -14,6 +14,11 @@ every extension's handler), and the ones changed since are put back just before 
 the environment (``env-updated``) and restored for writing (``write-started``): the saved
 configuration is the one the next build's ``conf.py`` gives.
 
+Work a rebuild does even with nothing to read is skipped: sphinxcontrib-bibtex formats every
+citation of the book again after reading (``env-updated``, a third of a no-op rebuild); when no
+document was read or removed, the citations saved with the environment are still right, so
+that step is left out (:func:`_skip_bibtex_formatting_when_nothing_was_read`).
+
 Values that truly change between builds stay out of what is compared: the commit the book is
 built from is not a MyST substitution (one of those changing re-reads every document) but the
 ``{build-info}`commit``` role, filled in when the page is written (:func:`build_info_role`).
@@ -71,6 +76,37 @@ def _restore(app: Sphinx, *args: Any) -> None:
     app.initdocs_config_changed = {}  # type: ignore[attr-defined]
 
 
+def _note_removed(
+    app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
+    """env-get-outdated: remember whether documents were removed (their citations go)."""
+    env.initdocs_removed = bool(removed)  # type: ignore[attr-defined]
+    return []
+
+
+def _note_reading(app: Sphinx, env: BuildEnvironment, docnames: list[str]) -> None:
+    """env-before-read-docs: whether this build reads or removes any document."""
+    removed = getattr(env, "initdocs_removed", True)
+    env.initdocs_unchanged = not docnames and not removed  # type: ignore[attr-defined]
+
+
+def _skip_bibtex_formatting_when_nothing_was_read() -> None:
+    """sphinxcontrib-bibtex's ``env_updated`` keeps the saved citations when nothing changed."""
+    from sphinxcontrib.bibtex.domain import BibtexDomain
+
+    original = BibtexDomain.env_updated
+    if getattr(original, "_initdocs", False):
+        return
+
+    def env_updated(self: BibtexDomain) -> Any:
+        if getattr(self.env, "initdocs_unchanged", False) and self.citations:
+            return []
+        return original(self)
+
+    env_updated._initdocs = True  # type: ignore[attr-defined]
+    BibtexDomain.env_updated = env_updated  # type: ignore[method-assign]
+
+
 def build_info_role(
     name: str, rawtext: str, text: str, lineno: int, inliner: Any, *args: Any, **kwargs: Any
 ) -> tuple[list[nodes.Node], list[nodes.system_message]]:
@@ -104,4 +140,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-updated", _put_back, priority=999)
     app.connect("write-started", _restore, priority=1)
     app.connect("doctree-resolved", _fill_build_info)
+    app.connect("env-get-outdated", _note_removed)
+    app.connect("env-before-read-docs", _note_reading)
+    _skip_bibtex_formatting_when_nothing_was_read()
     return extension_metadata()
