@@ -77,6 +77,7 @@ def test_a_rebuild_with_nothing_changed_reads_and_writes_nothing(tmp_path):
         assert "configuration has changed" not in log
         assert "0 added, 0 changed, 0 removed" in log
         assert "no targets are out of date" in log
+        assert "pickling environment" not in log  # nothing new to save
     # after rebuilds that skipped formatting the citations, an edit formats them again
     page = src / "page.md"
     page.write_text(page.read_text(encoding="utf-8") + "\nMore.\n", encoding="utf-8")
@@ -97,6 +98,9 @@ def test_a_new_commit_rewrites_the_pages_without_reading_them(tmp_path):
     page = src.parent / "out" / "html" / "index.html"
     text = page.read_text(encoding="utf-8")
     assert "def5678" in text and "abc1234" not in text
+    log = sphinx_build(src)  # the new commit was saved: the next build has nothing to do
+    assert "configuration has changed" not in log and "no targets are out of date" in log
+    assert "pickling environment" not in log
 
 
 @pytest.mark.parametrize("item", ["commit", "version"])

@@ -27,6 +27,7 @@ built from is not a MyST substitution (one of those changing re-reads every docu
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 from docutils import nodes
@@ -57,8 +58,36 @@ def _snapshot(app: Sphinx, config: Config) -> None:
     app.initdocs_config_changed = {}  # type: ignore[attr-defined]
 
 
-def _put_back(app: Sphinx, env: BuildEnvironment) -> None:
-    """env-updated: the values changed since config-inited go back, for saving."""
+def _canonical(value: Any) -> Any:
+    """``value`` with sets sorted and dictionaries in key order: one ``repr`` per value."""
+    if isinstance(value, (set, frozenset)):
+        return ("set", sorted(repr(_canonical(item)) for item in value))
+    if isinstance(value, dict):
+        return ("dict", sorted((repr(k), _canonical(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def _digest(values: dict[str, Any]) -> str:
+    """A fingerprint of configuration values (their sorted ``repr``).
+
+    A value whose ``repr`` holds a memory address (a function, an object) is left out: it
+    differs in every process.
+    """
+    lines = (f"{name}={_canonical(values[name])!r}" for name in sorted(values))
+    text = "\n".join(line for line in lines if " at 0x" not in line)
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def _put_back(app: Sphinx, env: BuildEnvironment) -> list[str]:
+    """env-updated: the values changed since config-inited go back, for saving.
+
+    Sphinx saves the environment only when it read a document; when only an HTML value
+    changed (a new commit), nothing is read, and the old values would stay saved, so every
+    later build would find the configuration changed again. Then the root document is
+    returned as updated, which makes Sphinx save the environment (it writes that page anyway).
+    """
     saved = getattr(app, "initdocs_config", {})
     changed = {}
     for name, value in saved.items():
@@ -67,6 +96,12 @@ def _put_back(app: Sphinx, env: BuildEnvironment) -> None:
             changed[name] = current
             setattr(app.config, name, copy.deepcopy(value))
     app.initdocs_config_changed = changed  # type: ignore[attr-defined]
+    digest = _digest(saved)
+    stale = getattr(env, "initdocs_config_digest", None) != digest
+    env.initdocs_config_digest = digest  # type: ignore[attr-defined]
+    if stale and getattr(env, "initdocs_unchanged", False):
+        return [app.config.root_doc]
+    return []
 
 
 def _restore(app: Sphinx, *args: Any) -> None:
