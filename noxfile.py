@@ -9,10 +9,12 @@ or PIP_FIND_LINKS at a folder holding the CPU wheel; see the README.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import tomllib
 from pathlib import Path
@@ -51,11 +53,33 @@ SPHINX_ARGS = (
 
 
 def _install(session: nox.Session, extras: str) -> None:
-    """Install the package in editable mode with ``extras``, torch from the CPU build."""
+    """Install the package in editable mode with ``extras``, torch from the CPU build.
+
+    Skipped when the environment already holds exactly this installation: a stamp in the
+    environment records the hash of pyproject.toml, constraints.txt, the extras and the torch
+    index, so a change to any of them installs again (pip itself takes seconds even when
+    there is nothing to do). The package is editable: changes to src/ need no installation.
+    """
+    stamp = Path(session.virtualenv.location) / "initdocs-installed.txt"
+    wanted = _install_key(extras)
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
+        session.log("environment up to date (pyproject.toml, constraints.txt unchanged)")
+        return
+    stamp.unlink(missing_ok=True)
     torch_index = os.environ.get("INITDOCS_TORCH_INDEX")
     if torch_index:  # torch alone from there; its dependencies come pinned from PyPI below
         session.install(*CONSTRAINTS, "torch", "--no-deps", "--index-url", torch_index)
     session.install(*CONSTRAINTS, "-e", f".[{extras}]")
+    stamp.write_text(wanted, encoding="utf-8")
+
+
+def _install_key(extras: str) -> str:
+    """What an installation depends on: the two files, the extras, the torch index."""
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", LOCK):
+        digest.update((ROOT / name).read_bytes())
+    digest.update(f"{extras}\n{os.environ.get('INITDOCS_TORCH_INDEX', '')}".encode())
+    return digest.hexdigest() + "\n"
 
 
 def _build_book(session: nox.Session) -> None:
@@ -66,22 +90,41 @@ def _build_book(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the executed book into docs/_build/html (extra arguments go to sphinx-build)."""
+    """Build the executed book into docs/_build/html (extra arguments go to sphinx-build).
+
+    ``nox -s docs -- --preview 12-name`` (or ``nox -s preview -- 12-name``) is the preview
+    of a chapter in progress, in this same environment: see :func:`preview`.
+    """
     _install(session, "docs")
-    _build_book(session)
+    if session.posargs[:1] == ["--preview"]:
+        _preview(session, session.posargs[1:])
+    else:
+        _build_book(session)
 
 
-@nox.session
+def _preview(session: nox.Session, chapters: list[str]) -> None:
+    """Build the book into docs/_build/preview/html, executing only ``chapters``."""
+    if len(chapters) != 1:
+        session.error("name one chapter: nox -s preview -- 12-name")
+    session.env["INITDOCS_PREVIEW"] = chapters[0]
+    session.run("sphinx-build", "-M", "html", "docs", f"{BUILD}/preview", "-n", "--keep-going")
+
+
+@nox.session(venv_backend="none")
 def preview(session: nox.Session) -> None:
-    """Quick look at one chapter: `nox -s preview -- 01-xception` executes only that chapter.
+    """Quick look at a chapter in progress: `nox -s preview -- 12-name` executes only it.
 
-    The book goes to docs/_build/preview/html; the other chapters appear without outputs.
+    Runs ``nox -s docs -- --preview 12-name``, in the docs session's environment (no third
+    one). The book goes to docs/_build/preview/html; the other chapters appear without
+    outputs. ``initdocs check``'s problems are listed as warnings, not a failure, so an
+    unfinished chapter renders (the full build still refuses them).
     """
     if len(session.posargs) != 1:
-        session.error("name one chapter: nox -s preview -- 01-xception")
-    _install(session, "docs")
-    session.env["INITDOCS_PREVIEW"] = session.posargs[0]
-    session.run("sphinx-build", "-M", "html", "docs", f"{BUILD}/preview", "-n", "--keep-going")
+        session.error("name one chapter: nox -s preview -- 12-name")
+    session.run(
+        sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "docs", "--",
+        "--preview", *session.posargs, external=True,
+    )  # fmt: skip
 
 
 @nox.session

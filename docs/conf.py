@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import initdocs
+from initdocs.book.failures import BuildStopped
 from initdocs.book.kernels import prepare_kernels
 from initdocs.book.notebook_cells import MYST_EXTENSIONS
 
@@ -75,7 +76,10 @@ myst_enable_extensions = list(MYST_EXTENSIONS)
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
 myst_update_mathjax = False  # formulas are MathML written at build time (initdocs.book.mathml)
-myst_substitutions = {"version": release, "commit": commit}
+# The commit is no substitution: one that changes re-reads every page. {build-info}`commit`
+# fills it in when a page is written (initdocs.book.stable_config).
+myst_substitutions = {"version": release}
+initdocs_commit = commit
 
 # -- Execution (myst-nb) ------------------------------------------------------------------
 # myst-nb's cache is keyed on code cells; initdocs.book.execution adds to each chapter a hidden
@@ -84,7 +88,10 @@ myst_substitutions = {"version": release, "commit": commit}
 nb_execution_mode = os.environ.get("NB_EXECUTION_MODE", "cache")
 nb_execution_cache_path = os.environ.get("INITDOCS_CACHE_DIR", str(BUILD / ".jupyter_cache"))
 nb_execution_timeout = int(os.environ.get("NB_EXECUTION_TIMEOUT", "300"))  # per cell
-nb_execution_raise_on_error = True  # a failing cell stops the build, traceback in the log
+# A failing cell is a warning at its chapter, with the traceback: the other chapters still
+# run, the build fails (-W) and names every failed chapter with what to do
+# (initdocs.book.execution); raising instead would end in Sphinx's crash report.
+nb_execution_raise_on_error = False
 nb_execution_show_tb = True
 nb_merge_streams = True
 nb_output_stderr = "warn"  # stderr in a cell (e.g. a library warning) is a build warning
@@ -92,6 +99,7 @@ nb_kernel_rgx_aliases = {".*": "python3"}  # run every chapter in the builder's 
 
 # `nox -s preview -- NN-name` executes only that chapter: the others are built without running
 # their code (so links to them still resolve). Several chapters can be named, with commas.
+# `initdocs check`'s problems are then listed as warnings, so a chapter in progress renders.
 _preview = [
     name.strip().removesuffix(".md").rsplit("/", 1)[-1]
     for name in os.environ.get("INITDOCS_PREVIEW", "").split(",")
@@ -101,9 +109,10 @@ if _preview:
     _chapters = sorted(p.stem for p in (DOCS / "sessions").glob("[0-9][0-9]-*.md"))
     for _name in _preview:
         if _name not in _chapters:
-            raise ValueError(f"INITDOCS_PREVIEW: there is no docs/sessions/{_name}.md")
+            raise BuildStopped(f"INITDOCS_PREVIEW: there is no docs/sessions/{_name}.md")
     nb_execution_excludepatterns = [f"sessions/{c}.md" for c in _chapters if c not in _preview]
     initdocs_check_only = _preview
+    initdocs_check_stops = False
 
 # Kernels inherit this environment: one thread each, offline, no start-up notice.
 prepare_kernels(BUILD)

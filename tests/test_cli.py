@@ -129,6 +129,7 @@ def test_new_asks_for_the_bibtex_entry_only_when_references_bib_lacks_it(
     assert asks is not in_bibliography, next_line
     assert "replace every [[write: ...]] in the chapter" in next_line
     assert next_line.endswith("then run: initdocs check docs/sessions/12-resnet.md")
+    assert "preview it as you write, markers and all: nox -s preview -- 12-resnet" in out
 
 
 def test_new_with_builds_on_records_sessions_and_keys(repo, capsys):

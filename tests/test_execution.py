@@ -58,7 +58,7 @@ def make_project(tmp_path: Path, chapters: dict[str, str]) -> Path:
         'extensions = ["myst_nb", "initdocs.book.execution", "initdocs.book.directives"]\n'
         f"initdocs_sessions_file = {str(RECORDS)!r}\n"
         'nb_execution_mode = "cache"\n'
-        "nb_execution_raise_on_error = True\n"
+        "nb_execution_raise_on_error = False\n"  # as the book: a failure is a warning
         "nb_execution_show_tb = True\n"
         'nb_output_stderr = "warn"\n'
         f"nb_execution_cache_path = {str(tmp_path / 'cache')!r}\n"
@@ -166,8 +166,9 @@ def test_a_failing_cell_stops_the_build_and_leaves_no_stale_page(tmp_path):
     code, log = sphinx_build(src, out)
     assert code != 0
     assert "ValueError" in log and "the model diverged" in log  # the traceback
-    assert "chapter" in log and "sessions/01-x.md failed to execute (CellExecutionError)" in log
+    assert "sessions/01-x.md failed to execute (CellExecutionError)" in log
     assert "nox -s preview -- 01-x" in log  # what to do
+    assert "Please also report this" not in log and "sphinx-err-" not in log  # no crash report
     assert not page(out, "01-x").exists()  # the old page would be stale: removed
     assert not (out / "html" / "reports").exists()
     assert (out / "doctrees" / MARKER).exists()

@@ -33,7 +33,9 @@ def setup(app: Any) -> dict[str, Any]:
        and :mod:`~initdocs.book.page_meta` (descriptions it hands to opengraph);
     5. :mod:`~initdocs.book.mathml` (formulas as MathML, the math font),
        :mod:`~initdocs.book.weight`, :mod:`~initdocs.book.a11y`: what each page loads and its
-       accessibility fixes.
+       accessibility fixes;
+    6. :mod:`~initdocs.book.stable_config`: the configuration a rebuild compares is the one
+       ``conf.py`` gives (no "configuration has changed" when nothing changed).
     """
     from initdocs.book import (
         a11y,
@@ -45,6 +47,7 @@ def setup(app: Any) -> dict[str, Any]:
         notebooks,
         page_meta,
         sessionmap,
+        stable_config,
         weight,
     )
     from initdocs.book.metadata import extension_metadata
@@ -53,6 +56,6 @@ def setup(app: Any) -> dict[str, Any]:
     for part in (execution, directives, calendar, citation, sessionmap):
         part.setup(app)
     app.setup_extension("sphinxext.opengraph")
-    for part in (notebooks, page_meta, mathml, weight, a11y):
+    for part in (notebooks, page_meta, mathml, weight, a11y, stable_config):
         part.setup(app)
     return extension_metadata()

@@ -313,6 +313,10 @@ def _next_steps(args: argparse.Namespace, repo: Repository, chapter_path: Path) 
         steps.insert(0, f"add the BibTeX entry '{args.key}' to references.bib")
     check = f"initdocs check {chapter_path.relative_to(repo.root)}"
     print(f"next: {', '.join(steps)}, then run: {check}")
+    print(
+        f"preview it as you write, markers and all: nox -s preview -- {chapter_path.stem} "
+        f"(opens as docs/_build/preview/html/sessions/{chapter_path.stem}.html)"
+    )
 
 
 def _has_entry(bibliography: Path, key: str) -> bool:

@@ -17,6 +17,7 @@ imports belong to every chapter that imports the package at all.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import platform
 from dataclasses import dataclass
@@ -124,6 +125,18 @@ def _imported(tree: ast.AST, current: str | None, package_dir: Path) -> set[str]
     return found
 
 
+@functools.lru_cache(maxsize=512)
+def _module_imports(name: str, package_dir: Path, text: str) -> frozenset[str]:
+    """The package modules the module ``name`` (reading ``text``) imports.
+
+    Keyed on the text, so an edited module is parsed again; the modules every chapter shares
+    (``train``, ``data``, the package's ``__init__``) are parsed once per build, not once per
+    chapter.
+    """
+    tree = ast.parse(text, filename=f"{PACKAGE}.{name}" if name else PACKAGE)
+    return frozenset(_imported(tree, name, package_dir))
+
+
 def module_closure(source: str, package_dir: Path | None = None) -> list[Path]:
     """Files of every package module that running ``source`` (a chapter) imports, sorted.
 
@@ -146,12 +159,12 @@ def module_closure(source: str, package_dir: Path | None = None) -> list[Path]:
         path = _module_file(name, package_dir)
         if path is None:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        todo |= _imported(tree, name, package_dir) - seen
+        todo |= _module_imports(name, package_dir, path.read_text(encoding="utf-8")) - seen
     files = {_module_file(name, package_dir) for name in seen}
     return sorted(path for path in files if path is not None)
 
 
+@functools.cache
 def library_versions() -> tuple[str, ...]:
     """``name==version`` of Python and the numeric libraries installed (missing ones omitted)."""
     versions = [f"python=={platform.python_version()}"]

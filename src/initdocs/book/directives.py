@@ -8,7 +8,8 @@ Used from ``docs/conf.py`` (``extensions = [..., "initdocs.book.directives"]``).
 * ``{session-card}``: a chapter's card (date, topic, paper, presenter, materials, video),
   found from the chapter's own file name, so nothing about a session is typed twice;
 * a build error naming the file, line, session and field when a record is malformed, and
-  ``initdocs check`` on every chapter before the build starts (``initdocs_check = True``);
+  ``initdocs check`` on every chapter before the build starts (``initdocs_check = True``),
+  each problem at its file and line (:mod:`initdocs.book.failures`);
 * everything about executing the chapters (smart re-execution, cache checks, parallel
   balance, failure clean-up) through :mod:`initdocs.book.execution`, which it sets up.
 """
@@ -24,11 +25,11 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
-from sphinx.errors import ConfigError, SphinxError
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from initdocs.book.bibtex import entry_source
+from initdocs.book.failures import BuildStopped, report_problems
 from initdocs.book.metadata import extension_metadata
 from initdocs.book.records import Session, SessionRecordError, Sessions, load_sessions
 
@@ -239,14 +240,15 @@ def _load(app: Sphinx, config: Any) -> None:
     try:
         app.initdocs_sessions = load_sessions(path)  # type: ignore[attr-defined]
     except FileNotFoundError:
-        raise ConfigError(
+        raise BuildStopped(
             f"session records not found at {path}; create it or set initdocs_sessions_file "
             "in conf.py"
         ) from None
     except SessionRecordError as exc:
-        raise ConfigError(
-            f"the session records have {len(exc.problems)} problem(s); fix them and build "
-            f"again:\n{exc}"
+        count = report_problems(exc.problems, stop=True, subtype="records")
+        raise BuildStopped(
+            f"the session records {path} have {count} problem(s), listed above with their "
+            "lines; fix them and build again (`initdocs check` lists them without building)"
         ) from None
 
 
@@ -275,12 +277,13 @@ def _outdated(
     return []
 
 
-class ChapterCheckError(SphinxError):
-    category = "initdocs check failed"
-
-
 def _check_chapters(app: Sphinx) -> None:
-    """Run ``initdocs check`` on the whole book before anything is read or executed."""
+    """Run ``initdocs check`` on the whole book before anything is read or executed.
+
+    Each problem is logged at its file and line. The build stops on them, unless
+    ``initdocs_check_stops`` is false (the preview of a chapter in progress): then they are
+    warnings, listed, and the chapter renders as it is.
+    """
     if not app.config.initdocs_check:
         return
     from initdocs.book.check import check_paths
@@ -290,19 +293,28 @@ def _check_chapters(app: Sphinx) -> None:
     only = app.config.initdocs_check_only
     paths = [repo.records, repo.bibliography] + [repo.chapters_dir / f"{c}.md" for c in only]
     problems, checked = check_paths(repo, paths if only else None)
-    if problems:
-        listing = "\n".join(str(p) for p in problems)
-        raise ChapterCheckError(
-            f"{len(problems)} problem(s); fix them (run `initdocs check` to see them again "
-            f"without building):\n{listing}"
+    if not problems:
+        logger.info(f"[initdocs] check: {checked} file(s), no problems")
+        return
+    stop = app.config.initdocs_check_stops
+    count = report_problems(problems, stop=stop, subtype="check")
+    if stop:
+        raise BuildStopped(
+            f"`initdocs check` found {count} problem(s), listed above with their files and "
+            "lines; fix them and build again (`initdocs check` lists them without building, "
+            "`nox -s preview -- NN-name` renders a chapter in progress despite them)"
         )
-    logger.info(f"[initdocs] check: {checked} file(s), no problems")
+    logger.info(
+        f"[initdocs] check: {count} problem(s) listed above, left for later: this preview "
+        "renders the chapter as it is, the full build (`nox -s docs`) refuses them"
+    )
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("initdocs_sessions_file", "sessions.toml", "env", types=[str])
     app.add_config_value("initdocs_check", False, "env", types=[bool])
     app.add_config_value("initdocs_check_only", [], "env", types=[list])
+    app.add_config_value("initdocs_check_stops", True, "env", types=[bool])
     app.add_directive("sessions-table", SessionsTable)
     app.add_directive("session-card", SessionCard)
     app.add_directive("bibtex-entry", BibtexEntry)

@@ -269,6 +269,7 @@ def execution_report(app: Sphinx) -> dict[str, dict[str, Any]]:
             "executed": bool(exec_data.get("mtime", 0) >= started),
             "seconds": round(float(exec_data.get("runtime") or 0.0), 2),
             "succeeded": bool(exec_data.get("succeeded")),
+            "error": exec_data.get("error"),
         }
     return report
 
@@ -281,30 +282,69 @@ def _remember_seconds(app: Sphinx, env: BuildEnvironment) -> None:
             env.initdocs_seconds[docname] = entry["seconds"]  # type: ignore[attr-defined]
 
 
-def _failure_advice(exception: BaseException | None) -> str | None:
-    """A message naming the chapter and what to do, for an execution failure."""
+#: What to do, by the name of the error that stopped a chapter's execution.
+_ADVICE = {
+    "CellTimeoutError": (
+        "a cell ran past the time limit (nb_execution_timeout, per cell): make the cell "
+        "cheaper (fewer epochs, a smaller model) or, if it must be slow, raise the limit "
+        "with NB_EXECUTION_TIMEOUT=<seconds>"
+    ),
+    "DeadKernelError": "the kernel died (out of memory?): make the cell's model or data smaller",
+}
+
+
+def failure_advice(source: str | Path, error: str) -> str:
+    """A message naming the chapter, the error and what to do."""
+    path = Path(source)
+    what = _ADVICE.get(
+        error, "a cell raised an error (traceback above): fix the cell or the code it calls"
+    )
+    return (
+        f"chapter {path} failed to execute ({error}): {what}. Try it alone with "
+        f"`nox -s preview -- {path.stem}`, then build again."
+    )
+
+
+def _failed_chapters(app: Sphinx, exception: BaseException | None) -> list[str]:
+    """Advice for each chapter whose execution failed in this build.
+
+    The book logs a failing cell as a warning (``nb_execution_raise_on_error = False``) and
+    the failures are found in myst-nb's execution data; with ``True``, myst-nb raises
+    ``ExecutionError`` instead, which names the chapter.
+    """
     from myst_nb.core.execute.base import ExecutionError
 
-    if not isinstance(exception, ExecutionError):
-        return None
-    path = Path(str(exception))
-    cause = exception.__cause__
-    name = type(cause).__name__ if cause else "an error"
-    chapter = path.stem
-    if name == "CellTimeoutError":
-        what = (
-            "a cell ran past the time limit (nb_execution_timeout, per cell): make the cell "
-            "cheaper (fewer epochs, a smaller model) or, if it must be slow, raise the limit "
-            "with NB_EXECUTION_TIMEOUT=<seconds>"
+    if isinstance(exception, ExecutionError):
+        cause = exception.__cause__
+        return [failure_advice(str(exception), type(cause).__name__ if cause else "an error")]
+    try:
+        report = execution_report(app)
+    except Exception:  # informative only
+        return []
+    return [
+        failure_advice(app.env.doc2path(docname), entry["error"] or "an error")
+        for docname, entry in report.items()
+        if entry["executed"] and not entry["succeeded"]
+    ]
+
+
+def _remove_pages(app: Sphinx, outdir: Path) -> None:
+    """Remove the pages of the documents this build read: stale or half-built."""
+    removed = []
+    for docname in getattr(app, "initdocs_reading", []):
+        try:
+            page = outdir / f"{docname}{app.builder.out_suffix}"  # type: ignore[attr-defined]
+        except AttributeError:
+            break
+        if page.exists():
+            page.unlink()
+            removed.append(docname)
+    if removed:
+        logger.info(
+            f"[initdocs] build failed: removed {len(removed)} page(s) of this build from "
+            f"{outdir} so that nothing stale or half-built can be published "
+            f"({', '.join(removed[:6])}{', ...' if len(removed) > 6 else ''})"
         )
-    elif name == "DeadKernelError":
-        what = "the kernel died (out of memory?): make the cell's model or data smaller"
-    else:
-        what = "a cell raised an error (traceback above): fix the cell or the code it calls"
-    return (
-        f"[initdocs] chapter {path} failed to execute ({name}): {what}. Try it alone with "
-        f"`nox -s preview -- {chapter}`, then build again."
-    )
 
 
 def _finish(app: Sphinx, exception: BaseException | None) -> None:
@@ -315,25 +355,12 @@ def _finish(app: Sphinx, exception: BaseException | None) -> None:
     reports = outdir / "reports"
     if reports.is_dir():  # myst-nb's tracebacks of failed notebooks: never published
         shutil.rmtree(reports, ignore_errors=True)
+    advice = _failed_chapters(app, exception)
+    for message in advice:
+        logger.error(message, type="initdocs", subtype="execution")
     if failed:
-        removed = []
-        for docname in getattr(app, "initdocs_reading", []):
-            try:
-                page = outdir / f"{docname}{app.builder.out_suffix}"  # type: ignore[attr-defined]
-            except AttributeError:
-                break
-            if page.exists():
-                page.unlink()
-                removed.append(docname)
-        advice = _failure_advice(exception)
-        if advice:
-            logger.error(advice)
-        if removed:
-            logger.info(
-                f"[initdocs] build failed: removed {len(removed)} page(s) of this build from "
-                f"{outdir} so that nothing stale or half-built can be published "
-                f"({', '.join(removed[:6])}{', ...' if len(removed) > 6 else ''})"
-            )
+        _remove_pages(app, outdir)
+    if failed or advice:  # the marker stays: the next build reads every page again
         return
     try:
         report = execution_report(app)
