@@ -4,7 +4,6 @@ read, nothing written; a new commit rewrites the pages without reading them agai
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -128,11 +127,8 @@ class RecordingSession:
         pass
 
 
-def test_nox_installs_only_when_pyproject_or_the_lock_changed(tmp_path, monkeypatch):
+def test_nox_installs_only_when_pyproject_or_the_lock_changed(noxfile, tmp_path, monkeypatch):
     """`nox -s docs` with nothing changed skips pip (seconds on every run)."""
-    spec = importlib.util.spec_from_file_location("noxfile_under_test", ROOT / "noxfile.py")
-    noxfile = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(noxfile)
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("pyproject.toml", "constraints.txt"):

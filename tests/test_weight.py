@@ -138,5 +138,5 @@ def test_the_readme_table_is_written_from_the_measurement(tmp_path):
     assert (tmp_path / "README.md").read_text() == (
         f"<!-- pagespeed:start -->\n{table}<!-- pagespeed:end -->\n"
     )
-    with pytest.raises(SystemExit, match="run the browser test first"):
+    with pytest.raises(SystemExit, match=r"measure first \(nox -s pagespeed\)"):
         pagespeed.main(["--repo", str(tmp_path / "elsewhere")])

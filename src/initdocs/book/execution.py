@@ -41,11 +41,13 @@ from sphinx.config import Config
 from sphinx.environment import BuildEnvironment
 from sphinx.util import logging
 
-from initdocs.book import shards
 from initdocs.book.dependencies import chapter_dependencies
 from initdocs.book.images import compress_notebook_images
 from initdocs.book.metadata import extension_metadata
 from initdocs.book.outputs import merge_streams
+from initdocs.book.shards import BUILDER as SHARD_BUILDER
+from initdocs.book.shards import run_client
+from initdocs.book.shards import setup as setup_shards
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +148,7 @@ def _keep_cached_outputs_in_notebooks() -> None:
 
     def start_client(self: Any) -> None:
         notebook = self._notebook
-        shards.run_client(self, original)  # original(self), with the sharding rules around it
+        run_client(self, original)  # original(self), with the sharding rules around it
         if self._notebook is not notebook:  # a cache hit: outputs went into a copy
             notebook.cells = self._notebook.cells
             notebook.metadata = self._notebook.metadata
@@ -366,7 +368,7 @@ def _finish(app: Sphinx, exception: BaseException | None) -> None:
         report = execution_report(app)
     except Exception:  # informative only, never a reason to fail
         report = {}
-    if app.builder.name != shards.BUILDER:  # a shard's times are in its own manifest
+    if app.builder.name != SHARD_BUILDER:  # a shard's times are in its own manifest
         (outdir.parent / "execution.json").write_text(
             json.dumps(report, indent=2) + "\n", encoding="utf-8"
         )
@@ -376,7 +378,7 @@ def _finish(app: Sphinx, exception: BaseException | None) -> None:
 
 def setup(app: Sphinx) -> dict[str, Any]:
     _keep_cached_outputs_in_notebooks()
-    shards.setup(app)  # the shard builder and the render that may not execute
+    setup_shards(app)  # the shard builder and the render that may not execute
     app.connect("config-inited", _previous_build_unfinished, priority=100)
     app.connect("builder-inited", _start)
     app.connect("source-read", _source_read)

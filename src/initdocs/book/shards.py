@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,8 @@ TIMES_ENV = "INITDOCS_SHARD_TIMES"
 BUILDER = "initdocs-shard"
 MANIFEST = "manifest.json"
 MERGED = "shards.json"  # in the merged execution cache
+#: Terminal colour codes, which the tracebacks myst-nb keeps are full of.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 #: Set at builder-inited (and inherited by the parallel readers): the book's source folder
 #: and, in a shard build, the folder where each chapter's cache entry is recorded.
@@ -305,6 +308,18 @@ def _run_recorded(client: Any, start: Any, docname: str, cached: bool, records: 
         # Straight to the terminal: a parallel reader's log is lost when it fails.
         print(f"[initdocs] {docname} failed to execute:\n{cause}", file=sys.stderr, flush=True)
         raise
+    metadata = getattr(client, "exec_metadata", None) or {}
+    if metadata.get("succeeded") is False:
+        # The book logs a failing cell and goes on (nb_execution_raise_on_error = False):
+        # myst-nb keeps the error's class and traceback, whose last line is the cell's error.
+        traceback = ANSI.sub("", metadata.get("traceback") or "")
+        lines = [line.strip() for line in traceback.splitlines() if line.strip()]
+        entry.update(status="failed", error=metadata.get("error") or "an error")
+        if lines:
+            entry["detail"] = lines[-1][:300]
+        _write_record(records, entry)
+        print(f"[initdocs] {docname} failed to execute:\n{traceback}", file=sys.stderr, flush=True)
+        return
     cache = get_cache(Path(client.nb_config.execution_cache_path or ".jupyter_cache"))
     record = cache.match_cache_notebook(client.notebook)
     entry.update(
