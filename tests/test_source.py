@@ -5,6 +5,7 @@ shown code belongs to the chapter's fingerprint; every chapter shows its key fun
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,9 @@ from initdocs.book.source import COLLAPSE_AFTER
 REPOSITORY = "https://github.com/example/initdocs"
 COMMIT = "0123abc"
 CONF = f"""
-extensions = ["myst_parser", "initdocs.book.stable_config", "initdocs.book.source"]
+extensions = ["myst_nb", "initdocs.book.stable_config", "initdocs.book.source"]
+nb_execution_mode = "off"
+html_theme = "sphinx_book_theme"  # the book's theme, which takes a repository_url
 html_theme_options = {{"repository_url": {REPOSITORY!r}}}
 initdocs_commit = {COMMIT + "+dirty"!r}
 """
@@ -66,7 +69,7 @@ def test_source_is_highlighted_captioned_linked_and_folded_when_long(tmp_path):
         "```{source} initdocs.pruning.SoftFilterPruner\n```\n"
     )
     soup, warnings = build(tmp_path, page)
-    assert "ERROR" not in warnings and "source" not in warnings, warnings
+    assert not warnings, warnings
     short, long = soup.select("div.initdocs-source")
 
     path, first, last = lines_of(ssd.match)
@@ -116,10 +119,45 @@ def test_a_missing_object_fails_the_build_at_its_file_and_line(tmp_path, name, s
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert f"{src / 'index.md'}:5: ERROR: source: " in output, output  # file and line
+    assert output.count("ERROR:") == 1 and "WARNING:" not in output, output  # the only problem
     assert says in output
     assert "Traceback" not in output
     for banner in CRASH_REPORT:
         assert banner not in output
+
+
+def sphinx_build(src: Path, pythonpath: Path) -> str:
+    """``sphinx-build -W`` of ``src`` importing the package from ``pythonpath``; its log."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-M", "html", str(src), str(src.parent / "out"), "-W"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(pythonpath)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_a_new_commit_relinks_without_reading_and_an_edit_re_reads(tmp_path):
+    package = tmp_path / "lib" / "initdocs"
+    shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    src = write_book(tmp_path, "# Page\n\n```{source} initdocs.ssd.match\n```\n")
+    page = tmp_path / "out" / "html" / "index.html"
+    _, first, last = lines_of(ssd.match)
+
+    sphinx_build(src, package.parent)
+    assert f"/blob/{COMMIT}/src/initdocs/ssd.py#L{first}-L{last}" in page.read_text("utf-8")
+
+    conf = src / "conf.py"
+    conf.write_text(conf.read_text(encoding="utf-8").replace(COMMIT, "fedcba9"), "utf-8")
+    log = sphinx_build(src, package.parent)
+    assert "0 added, 0 changed, 0 removed" in log  # the page was not read again
+    assert f"/blob/fedcba9/src/initdocs/ssd.py#L{first}-L{last}" in page.read_text("utf-8")
+
+    module = package / "ssd.py"  # two lines above the function: the shown lines move down
+    module.write_text("# one\n# two\n" + module.read_text(encoding="utf-8"), "utf-8")
+    log = sphinx_build(src, package.parent)
+    assert "0 added, 1 changed, 0 removed" in log
+    assert f"ssd.py#L{first + 2}-L{last + 2}" in page.read_text("utf-8")
 
 
 def test_shown_code_is_in_the_fingerprint_like_an_import(tmp_path):

@@ -45,7 +45,7 @@ PACKAGE = "initdocs"
 #: Where the package's files are in the repository (its ``src`` layout).
 REPOSITORY_FOLDER = "src/initdocs"
 #: Code longer than this many lines starts closed.
-COLLAPSE_AFTER = 30
+COLLAPSE_AFTER = 40
 #: The branch linked to when the build does not know its commit.
 FALLBACK_REF = "main"
 _CLASS = "initdocs-source"
