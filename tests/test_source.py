@@ -66,11 +66,15 @@ def lines_of(obj: object) -> tuple[str, int, int]:
 def test_source_is_highlighted_captioned_linked_and_folded_when_long(tmp_path):
     page = (
         "# Page\n\n```{source} initdocs.ssd.match\n```\n\n"
-        "```{source} initdocs.pruning.SoftFilterPruner\n```\n"
+        "```{source} initdocs.pruning.SoftFilterPruner\n```\n\n"
+        "```{source} initdocs.ssd.match\n:closed:\n```\n\n"
+        "```{source} initdocs.pruning.SoftFilterPruner\n:open:\n```\n"
     )
     soup, warnings = build(tmp_path, page)
     assert not warnings, warnings
-    short, long = soup.select("div.initdocs-source")
+    short, long, short_closed, long_opened = soup.select("div.initdocs-source")
+    assert not short_closed.select_one("details").has_attr("open")  # the options override
+    assert long_opened.select_one("details").has_attr("open")
 
     path, first, last = lines_of(ssd.match)
     assert last - first + 1 <= COLLAPSE_AFTER
