@@ -26,7 +26,8 @@ def setup(app: Any) -> dict[str, Any]:
     1. :mod:`~initdocs.book.execution`: smart re-execution, cache checks, failure clean-up;
     2. :mod:`~initdocs.book.directives`: loads the session records, runs ``initdocs check``,
        the sessions table, session cards and BibTeX blocks (cards cite through
-       sphinxcontrib-bibtex, set up first);
+       sphinxcontrib-bibtex, set up first); :mod:`~initdocs.book.source`: a package object's
+       code beside the math, linked to the repository at the build's commit;
     3. :mod:`~initdocs.book.calendar`, :mod:`~initdocs.book.citation`,
        :mod:`~initdocs.book.sessionmap`: pages and files generated from the records;
     4. sphinxext-opengraph, then :mod:`~initdocs.book.notebooks` (downloads, launch buttons)
@@ -47,13 +48,14 @@ def setup(app: Any) -> dict[str, Any]:
         notebooks,
         page_meta,
         sessionmap,
+        source,
         stable_config,
         weight,
     )
     from initdocs.book.metadata import extension_metadata
 
     app.setup_extension("sphinxcontrib.bibtex")
-    for part in (execution, directives, calendar, citation, sessionmap):
+    for part in (execution, directives, source, calendar, citation, sessionmap):
         part.setup(app)
     app.setup_extension("sphinxext.opengraph")
     for part in (notebooks, page_meta, mathml, weight, a11y, stable_config):

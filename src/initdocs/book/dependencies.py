@@ -7,8 +7,10 @@ chapter's source text, statically: the code cells (read by :mod:`initdocs.book.n
 as myst-nb reads them) are parsed with :mod:`ast`, the imported
 ``initdocs`` modules are followed through their own imports (absolute ``initdocs.x`` and
 relative ``.x`` imports, including those inside functions), and every module in that closure
-is hashed. The book puts the result into the notebook as a hidden cell (see
-:mod:`initdocs.book.directives`), so the cache key changes exactly when a dependency does.
+is hashed. The code a chapter shows (``{source}`` directives, :mod:`initdocs.book.source`)
+counts like an import of its module: an edit to it updates the page. The book puts the result
+into the notebook as a hidden cell (see :mod:`initdocs.book.directives`), so the cache key
+changes exactly when a dependency does.
 
 Importing ``initdocs.anything`` runs ``initdocs/__init__.py`` first, so that file and what it
 imports belong to every chapter that imports the package at all.
@@ -137,8 +139,43 @@ def _module_imports(name: str, package_dir: Path, text: str) -> frozenset[str]:
     return frozenset(_imported(tree, name, package_dir))
 
 
+def shown_names(source: str) -> list[str]:
+    """The dotted names the ``{source}`` directives of the MyST ``source`` text show."""
+    names = []
+    for fence in read_myst(source).fences:
+        argument = fence.info.strip().split(None, 1)[1:]  # "{source} initdocs.ssd.match"
+        if fence.name == "source" and argument and argument[0].split():
+            names.append(argument[0].split()[0])
+    return names
+
+
+def _shown_modules(source: str, package_dir: Path) -> set[str]:
+    """The modules (relative to the package) whose code ``{source}`` directives show.
+
+    A shown ``initdocs.a.b.f`` counts as ``import initdocs.a.b``: its longest prefix that is a
+    module of the package. A name outside the package is left to the directive to refuse.
+    """
+    found: set[str] = set()
+    for name in shown_names(source):
+        parts = name.split(".")
+        if parts[0] != PACKAGE:
+            continue
+        module = next(
+            (
+                ".".join(parts[1:depth])
+                for depth in range(len(parts), 1, -1)
+                if _module_file(".".join(parts[1:depth]), package_dir) is not None
+            ),
+            None,
+        )
+        if module:
+            found |= _imported(ast.parse(f"import {PACKAGE}.{module}"), None, package_dir)
+    return found
+
+
 def module_closure(source: str, package_dir: Path | None = None) -> list[Path]:
-    """Files of every package module that running ``source`` (a chapter) imports, sorted.
+    """Files of every package module that running ``source`` (a chapter) imports or that it
+    shows (``{source}``), sorted.
 
     ``package_dir`` defaults to the installed package's folder.
     """
@@ -150,6 +187,7 @@ def module_closure(source: str, package_dir: Path | None = None) -> list[Path]:
         except SyntaxError:
             continue  # the kernel reports it when the cell runs
         todo |= _imported(tree, None, package_dir)
+    todo |= _shown_modules(source, package_dir)  # shown code counts like imported code
     seen: set[str] = set()
     while todo:
         name = todo.pop()
