@@ -82,10 +82,10 @@ def _install_key(extras: str) -> str:
     return digest.hexdigest() + "\n"
 
 
-def _build_book(session: nox.Session) -> None:
+def _build_book(session: nox.Session, *, with_posargs: bool = True) -> None:
     """Executed HTML build into docs/_build/html; a failing cell or any warning stops it."""
     os.makedirs(BUILD, exist_ok=True)
-    session.run("sphinx-build", *SPHINX_ARGS, *session.posargs)
+    session.run("sphinx-build", *SPHINX_ARGS, *(session.posargs if with_posargs else ()))
 
 
 @nox.session
@@ -150,6 +150,22 @@ def pagespeed(session: nox.Session) -> None:
     session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
     _build_book(session)
     session.run("pytest", "-m", "pagespeed", "tests/test_browser.py", *session.posargs)
+
+
+@nox.session
+def pdf(session: nox.Session) -> None:
+    """The PDF edition: each chapter and the whole book, into docs/_build/html/_pdf.
+
+    Builds the book with INITDOCS_PDF=1, so that every chapter's download menu links its PDF
+    and the book's (incremental: after `nox -s docs` or `nox -s render` with INITDOCS_PDF=1 it
+    has nothing to do), then prints it with Debian's Chromium, /usr/bin/chromium (no LaTeX):
+    ``python -m initdocs.book.pdf``, which lists every PDF's pages and size and the time taken.
+    Extra arguments go to it (``-- --help``).
+    """
+    _install(session, "docs,test")  # Playwright and pypdf are test tools
+    session.env["INITDOCS_PDF"] = "1"
+    _build_book(session, with_posargs=False)
+    session.run("python", "-m", "initdocs.book.pdf", *session.posargs)
 
 
 @nox.session

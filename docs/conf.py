@@ -162,3 +162,7 @@ html_theme_options = {
 # A first visit follows the system's light or dark setting. Unset, the theme's script starts
 # from an empty mode and logs a console error ("invalid theme mode") on every first visit.
 html_context = {"default_mode": "auto"}
+# `nox -s pdf` (INITDOCS_PDF=1) prints the book to PDF and links the files in every chapter's
+# download menu; other builds keep the theme's "print to PDF" entry (initdocs.book.pdf).
+initdocs_pdf = os.environ.get("INITDOCS_PDF") == "1"
+

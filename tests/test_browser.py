@@ -43,18 +43,8 @@ from test_mathml import source_formulas
 
 from initdocs.book.bench import machine
 from initdocs.book.pagespeed import RESULTS, TARGETS, markdown, misses
+from initdocs.book.pdf import CHROMIUM, CHROMIUM_ARGS  # the PDF edition's browser, the same
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Root in CI: no sandbox. The rest keeps Chromium from calling home on a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 812}
 THEMES = ("light", "dark")

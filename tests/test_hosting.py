@@ -119,12 +119,31 @@ def test_workflow_builds_with_an_existing_nox_session_and_cpu_torch(workflow, no
         for name, _ in nox_calls(step["run"]):
             assert name in nox_sessions, f"nox session {name!r} is not in noxfile.py"
     assert workflow["env"]["INITDOCS_TORCH_INDEX"] == TORCH_INDEX  # every job's nox
-    # The chapters execute in shards; the build job renders once, for the published address.
-    assert [name for s in steps for name, _ in nox_calls(s["run"])] == ["execute", "render"]
-    render = steps[-1]
+    # The chapters execute in shards; the build job renders once, for the published address,
+    # then prints the PDF edition from that build.
+    assert [name for s in steps for name, _ in nox_calls(s["run"])] == ["execute", "render", "pdf"]
+    render = steps[-2]
     assert render in job_steps(workflow, "build")
     assert "github.repository" in render["env"]["INITDOCS_REPOSITORY_URL"]
     assert "steps.pages.outputs.base_url" in render["env"]["INITDOCS_BASE_URL"]
+
+
+def test_workflow_prints_the_pdf_edition_into_the_published_site(workflow, nox_sessions):
+    steps = job_steps(workflow, "build")
+    (render,) = [s for s in steps if [n for n, _ in nox_calls(s.get("run", ""))] == ["render"]]
+    (pdf,) = [s for s in steps if [n for n, _ in nox_calls(s.get("run", ""))] == ["pdf"]]
+    upload = step_using(steps, "actions/upload-pages-artifact")
+    assert steps.index(render) < steps.index(pdf) < steps.index(upload)
+    assert "pdf" in nox_sessions
+    # The pages link the PDFs, and the pdf session's own build of the book (same variables as
+    # the render's) has nothing left to do.
+    assert render["env"]["INITDOCS_PDF"] == "1"
+    assert pdf["env"] == render["env"]
+    # Debian's Chromium prints them (the image has none), installed before the session runs.
+    (chromium,) = [s for s in steps if "install -y -q chromium" in s.get("run", "")]
+    assert steps.index(chromium) < steps.index(pdf)
+    # A failing print leaves the merged execution cache saved.
+    assert steps.index(step_using(steps, "actions/cache/save")) < steps.index(pdf)
 
 
 def test_workflow_caches_execution_and_deploys_the_html(workflow):

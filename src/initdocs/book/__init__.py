@@ -47,6 +47,7 @@ def setup(app: Any) -> dict[str, Any]:
         mathml,
         notebooks,
         page_meta,
+        pdf,
         sessionmap,
         source,
         stable_config,
@@ -58,6 +59,6 @@ def setup(app: Any) -> dict[str, Any]:
     for part in (execution, directives, source, calendar, citation, sessionmap):
         part.setup(app)
     app.setup_extension("sphinxext.opengraph")
-    for part in (notebooks, page_meta, mathml, weight, a11y, stable_config):
+    for part in (notebooks, pdf, page_meta, mathml, weight, a11y, stable_config):
         part.setup(app)
     return extension_metadata()
