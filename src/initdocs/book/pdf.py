@@ -33,6 +33,7 @@ import html as html_text
 import http.server
 import io
 import logging
+import re
 import sys
 import threading
 import time
@@ -87,8 +88,8 @@ PAGE_LINK = "https://initdocs.invalid/page/"
 #: (not the local server), the article's ids get the chapter's prefix (so the book's merged
 #: PDF keeps each chapter's links to its own sections, figures and references), collapsed
 #: code is shown (its box becomes a plain block, which can break across pages) and images
-#: load at once. Returns the chapter's title.
-PREPARE = """prefix => {
+#: load at once. Returns the chapter's title and the text of its headings.
+PREPARE = r"""prefix => {
     const canonical = document.querySelector('link[rel="canonical"]');
     const article = document.querySelector('article') || document.body;
     for (const element of article.querySelectorAll('[id]')) element.id = prefix + element.id;
@@ -112,11 +113,12 @@ PREPARE = """prefix => {
         details.replaceWith(block);
     }
     for (const image of document.images) image.loading = 'eager';
-    const heading = article.querySelector('h1');
-    if (!heading) return document.title;
-    const copy = heading.cloneNode(true);
-    copy.querySelectorAll('.headerlink').forEach(e => e.remove());
-    return copy.textContent.trim();
+    const headings = [...article.querySelectorAll('h1, h2, h3, h4')].map(heading => {
+        const copy = heading.cloneNode(true);
+        copy.querySelectorAll('.headerlink').forEach(e => e.remove());
+        return copy.textContent.replace(/\s+/g, ' ').trim();
+    });
+    return {title: headings[0] || document.title, headings: headings};
 }"""
 #: Resolves when every image has loaded and every font (the math font) is ready.
 LOADED = """() => Promise.all([...document.images].map(image => image.complete
@@ -278,16 +280,19 @@ def _open(browser: Browser, url: str) -> Page:
     return page
 
 
-def print_chapter(browser: Browser, base: str, relative: str, number: int) -> tuple[str, bytes]:
-    """One chapter page: its title and its PDF (not yet numbered)."""
+def print_chapter(
+    browser: Browser, base: str, relative: str, number: int
+) -> tuple[str, list[str], bytes]:
+    """One chapter page: its title, its headings and its PDF (not yet numbered)."""
     page = _open(browser, base + relative)
     try:
-        title = page.evaluate(PREPARE, f"c{number:02d}-")
+        found = page.evaluate(PREPARE, f"c{number:02d}-")
+        title = found["title"]
         page.evaluate(LOADED)
         broken = page.evaluate("() => [...document.images].filter(i => !i.naturalWidth).length")
         if broken:
             raise RuntimeError(f"{relative}: {broken} image(s) did not load; build the book again")
-        return title, _print(page, _footer(html_text.escape(title)))
+        return title, found["headings"], _print(page, _footer(html_text.escape(title)))
     finally:
         page.context.close()
 
@@ -354,6 +359,33 @@ def _stamp(writer: PdfWriter, numbers: PdfReader, first: int) -> None:
         page.compress_content_streams()  # merging leaves the page's content uncompressed
 
 
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _fix_outline(writer: PdfWriter, headings: dict[str, str]) -> None:
+    """Bookmarks titled as the headings are (``headings``: text without spaces -> text).
+
+    Chromium names each bookmark after the heading's laid-out text, which loses the space at
+    a line break and repeats a heading moved to the next page ("ReferencesReferences").
+    """
+    from pypdf.generic import NameObject, TextStringObject
+
+    outlines = writer.root_object.get("/Outlines")
+    pending = [outlines.get_object().get("/First")] if outlines is not None else []
+    while pending:
+        node = pending.pop()
+        if node is None:
+            continue
+        item = node.get_object()
+        key = _squeeze(str(item.get("/Title", "")))
+        half = key[: len(key) // 2]
+        text = headings.get(key) or (headings.get(half) if key == half * 2 else None)
+        if text:
+            item[NameObject("/Title")] = TextStringObject(text)
+        pending += [item.get("/First"), item.get("/Next")]
+
+
 def _link_contents(writer: PdfWriter, front_pages: int) -> None:
     """The contents' links (``PAGE_LINK`` + number) become links to the book's own pages."""
     from pypdf.generic import ArrayObject, NameObject
@@ -399,10 +431,11 @@ def print_book(html: Path, out: Path) -> Edition:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
-        printed = []
+        printed, headings = [], {}
         for number, path in enumerate(pages, start=1):
             relative = path.relative_to(html).as_posix()
-            title, data = print_chapter(browser, base, relative, number)
+            title, found, data = print_chapter(browser, base, relative, number)
+            headings.update({_squeeze(text): text for text in found})
             printed.append((relative, title, data, len(PdfReader(io.BytesIO(data)).pages)))
         home = _open(browser, base + "index.html")
         facts = home.evaluate(FRONT_FACTS)
@@ -427,6 +460,7 @@ def print_book(html: Path, out: Path) -> Edition:
     for relative, title, data, count in printed:
         writer = PdfWriter(clone_from=io.BytesIO(data))
         _stamp(writer, numbers, 0)
+        _fix_outline(writer, headings)
         target = out / relative.replace(".html", ".pdf")
         _write(writer, target, title)
         edition.chapters.append(Printed(target, title, count))
@@ -436,6 +470,7 @@ def print_book(html: Path, out: Path) -> Edition:
     for _relative, _title, data, _count in printed:
         book.append(io.BytesIO(data), import_outline=True)
     _stamp(book, numbers, 1)  # the title page has no number
+    _fix_outline(book, headings)
     _link_contents(book, front_pages)
     _write(book, out / BOOK, facts["title"])
     edition.book = Printed(out / BOOK, facts["title"], len(book.pages))
