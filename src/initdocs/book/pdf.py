@@ -337,6 +337,28 @@ li a {{ color: inherit; text-decoration: none; }}
 """
 
 
+def _print_front_matter(
+    browser: Browser, base: str, facts: dict[str, str], chapters: list[tuple[str, int]]
+) -> tuple[bytes, int]:
+    """The title page and the contents for ``chapters`` (title, pages): PDF and length."""
+    from pypdf import PdfReader
+
+    front_pages, front = 2, b""  # the title page and (at first guess) one page of contents
+    for _ in range(3):  # the contents' page numbers depend on its own length
+        entries, first = [], front_pages + 1
+        for title, count in chapters:
+            entries.append((title, first))
+            first += count
+        page = browser.new_page()
+        page.set_content(front_matter(facts, base, entries), wait_until="load")
+        front = _print(page, "<span></span>", outline=False)
+        page.close()
+        if len(PdfReader(io.BytesIO(front)).pages) == front_pages:
+            break
+        front_pages = len(PdfReader(io.BytesIO(front)).pages)
+    return front, front_pages
+
+
 def _numbers(browser: Browser, count: int) -> PdfReader:
     """``count`` empty pages whose footers say 1, 2, ...: stamped onto the printed pages."""
     from pypdf import PdfReader
@@ -441,20 +463,9 @@ def print_book(html: Path, out: Path) -> Edition:
         facts = home.evaluate(FRONT_FACTS)
         home.context.close()
 
-        front_pages, front = 2, b""  # the title page and (at first guess) one page of contents
-        for _ in range(3):  # the contents' page numbers depend on its own length
-            first, entries = front_pages + 1, []
-            for _relative, title, _data, count in printed:
-                entries.append((title, first))
-                first += count
-            page = browser.new_page()
-            page.set_content(front_matter(facts, base, entries), wait_until="load")
-            front = _print(page, "<span></span>", outline=False)
-            page.close()
-            if len(PdfReader(io.BytesIO(front)).pages) == front_pages:
-                break
-            front_pages = len(PdfReader(io.BytesIO(front)).pages)
-        numbers = _numbers(browser, first - 1)
+        lengths = [(title, count) for _relative, title, _data, count in printed]
+        front, front_pages = _print_front_matter(browser, base, facts, lengths)
+        numbers = _numbers(browser, front_pages + sum(count for _title, count in lengths))
         browser.close()
 
     for relative, title, data, count in printed:
