@@ -292,20 +292,35 @@ def markdown(results: dict) -> str:
         f"{calibration.BUDGETS['cold build']:.0f} r "
         f"(= {budget * unit:.0f} s and {calibration.BUDGETS['cold build'] * unit:.0f} s here).",
         "",
-        f"| Chapter | Execution (cold) | In r | ≤ {budget:.0f} r |",
-        "|---|---:|---:|:---:|",
+        "A chapter's budget is judged on its time alone (the serial cold build, one kernel at a "
+        "time): in the build with two readers it shares the two cores with another chapter's "
+        "kernel and with Sphinx, which makes it slower by an amount that depends on its "
+        "neighbour, not on the chapter.",
+        "",
+        f"| Chapter | Cold, `-j {results['jobs']}` | Alone, `-j 1` | Alone in r "
+        f"| ≤ {budget:.0f} r |",
+        "|---|---:|---:|---:|:---:|",
     ]
     cold = results["scenarios"][0]["chapter_seconds"]
+    alone = next(
+        (s["chapter_seconds"] for s in results["scenarios"] if s["name"] == "cold, serial"), {}
+    )
     for name, seconds in cold.items():
-        r = calibration.units(seconds, unit)
-        lines.append(f"| {name} | {seconds:.1f} s | {r:.1f} | {'✓' if r <= budget else '✗'} |")
+        if name in alone:
+            r = calibration.units(alone[name], unit)
+            own = f"{alone[name]:.1f} s | {r:.1f} | {'✓' if r <= budget else '✗'}"
+        else:
+            own = "- | - | -"
+        lines.append(f"| {name} | {seconds:.1f} s | {own} |")
     total = sum(cold.values())
     cold_build = results["scenarios"][0]["seconds"]
     build_r, build_budget = calibration.units(cold_build, unit), calibration.BUDGETS["cold build"]
     lines += [
-        f"| sum | {total:.1f} s | {calibration.units(total, unit):.1f} | |",
-        f"| cold build (wall) | {cold_build:.1f} s | {build_r:.1f} "
-        f"| {'✓' if build_r <= build_budget else '✗'} (≤ {build_budget:.0f} r) |",
+        f"| sum | {total:.1f} s | {sum(alone.values()):.1f} s | "
+        f"{calibration.units(sum(alone.values()), unit):.1f} | |",
+        "",
+        f"The cold build took {cold_build:.1f} s = {build_r:.1f} r: "
+        f"{'within' if build_r <= build_budget else 'over'} its budget of {build_budget:.0f} r.",
         "",
         results["parallel"],
         "",
