@@ -161,6 +161,7 @@ def test_without_javascript_every_prompt_is_readable(server, browser: Browser):
         for i in range(slides.count()):
             assert slides.nth(i).is_visible(), (view, i)
         assert not page.locator(".discussion-controls").is_visible()  # they need the script
+        assert not page.locator(".discussion-theme").is_visible()
         assert page.get_by_role("link", name="Back to the chapter").is_visible()
     context.close()
 
@@ -171,6 +172,7 @@ def test_no_view_scrolls_sideways_on_a_phone(server, browser: Browser):
     for view in views():
         page, _ = session.open(view)
         page.evaluate(FONTS_READY)
+        assert page.evaluate("() => scrollY") == 0, f"{view} opens scrolled down"
         first = page.evaluate(PAGE_WIDTH)
         page.evaluate(SHOW_ALL)
         widths[view] = [first, page.evaluate(PAGE_WIDTH)]

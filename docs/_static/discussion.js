@@ -11,10 +11,10 @@
   const position = controls.querySelector(".discussion-position");
   const previous = controls.querySelector(".discussion-previous");
   const next = controls.querySelector(".discussion-next");
-  const theme = controls.querySelector(".discussion-theme");
+  const theme = document.querySelector(".discussion-theme");
   let current = -1;
 
-  function show(index) {
+  function show(index, remember = true) {
     index = Math.max(0, Math.min(slides.length - 1, index));
     if (index === current) return;
     current = index;
@@ -22,7 +22,8 @@
     position.textContent = `Prompt ${index + 1} of ${slides.length}`;
     previous.setAttribute("aria-disabled", String(index === 0));
     next.setAttribute("aria-disabled", String(index === slides.length - 1));
-    history.replaceState(null, "", `#${slides[index].id}`);
+    // not while the page loads: the browser would scroll to the address's prompt on "load"
+    if (remember) history.replaceState(null, "", `#${slides[index].id}`);
   }
 
   function fromAddress() {
@@ -68,7 +69,7 @@
   });
 
   root.classList.add("discussion-js");
-  controls.hidden = false;
+  controls.hidden = theme.hidden = false;
   themeLabel();
-  show(fromAddress());
+  show(fromAddress(), false);
 })();
