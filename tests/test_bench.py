@@ -118,6 +118,7 @@ def test_bench_table_ends_with_the_projection():
         "date": "2026-12-03",
         "machine": "2 cores",
         "jobs": "auto",
+        "reference": [2.5, 2.0],
         "scenarios": [
             {"name": "cold", "seconds": 40.0, "executed": ["01-a"], "expected": None,
              "chapter_seconds": {"01-a": 30.0}},
@@ -133,3 +134,55 @@ def test_bench_table_ends_with_the_projection():
     # 1 shard: 6 | 5 chapters -> 180 s; 2 shards: 6 and 5 -> 3 | 3 -> 90 s; 4 shards: at most
     # 3 -> 60 s; 8 shards: at most 2 -> 30 s. Each + 10 + 20.
     assert "| 11 | 3 min 30 s | 2 min 00 s | 1 min 30 s | 1 min 00 s |" in text
+
+
+def test_bench_table_gives_chapters_in_reference_units():
+    from initdocs.book.calibration import BUDGETS
+
+    budget = BUDGETS["chapter"]
+    over = 3.0 * budget  # seconds alone at 2 s per r: 1.5 budgets
+    results = {
+        "date": "2026-12-03",
+        "machine": "2 cores",
+        "jobs": "auto",
+        "reference": [2.5, 2.0],  # the faster is the unit
+        "load": [0.5, 1.25],
+        "scenarios": [
+            {"name": "cold", "seconds": 1000.0, "executed": ["01-a", "02-b"], "expected": None,
+             "chapter_seconds": {"01-a": 36.0, "02-b": over + 10}},
+            {"name": "cold, serial", "seconds": 1500.0, "executed": ["01-a", "02-b"],
+             "expected": None, "chapter_seconds": {"01-a": 30.0, "02-b": over}},
+        ],
+        "edits": {"prose": "01-a", "code cell": "01-a", "module": "x.py"},
+        "parallel": "Both cores.",
+        "determinism": "Determinism.",
+    }  # fmt: skip
+    text = bench.markdown(results)
+    # Judged alone: 30 s / 2.0 s = 15 r (within any budget of 15 r or more); 3 budgets'
+    # worth of seconds at 2 s per r is 1.5 budgets: over.
+    assert f"| 01-a | 36.0 s | 30.0 s | 15.0 | {'✓' if budget >= 15 else '✗'} |" in text
+    assert f"| 02-b | {over + 10:.1f} s | {over:.1f} s | {1.5 * budget:.1f} | ✗ |" in text
+    assert "the unit r is the faster, 2.00 s" in text
+    within = "within" if BUDGETS["cold build"] >= 500 else "over"
+    assert f"The cold build took 1000.0 s = 500.0 r: {within} its budget" in text
+    assert "load average 0.5 at the start, 1.2 at the end" in text
+
+
+def test_nothing_changed_through_nox_creates_the_environment_untimed(tmp_path, monkeypatch):
+    # The bench's `nox -s docs` scenario: first nox installs only (not timed), then the timed
+    # run is the session itself, in the copy, with the environment folder it was given.
+    calls = []
+
+    def timed(copy, command, **env):
+        calls.append(command)
+        return 4.2
+
+    monkeypatch.setattr(bench, "_timed", timed)
+    build = tmp_path / "docs" / "_build"
+    build.mkdir(parents=True)
+    (build / "execution.json").write_text('{"sessions/01-a": {"seconds": 3.0, "executed": false}}')
+    scenario = bench._nox_noop(tmp_path, "/usr/bin/python3", tmp_path / "envs")
+    base = ["/usr/bin/python3", "-m", "nox", "-f", "noxfile.py", "--envdir", str(tmp_path / "envs")]
+    assert calls == [[*base, "-s", "docs", "--install-only"], [*base, "-s", "docs"]]
+    assert (scenario.name, scenario.seconds, scenario.executed) == (bench.NOX_NOOP, 4.2, [])
+    assert bench.TARGETS[bench.NOX_NOOP] == 5.0

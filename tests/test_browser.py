@@ -384,27 +384,29 @@ def speed_pages(html: Path) -> list[str]:
     return ["index.html", *sorted(p for p in book_pages(html) if p.startswith("sessions/"))]
 
 
+def weigh(html: Path, server: str, browser: Browser, name: str) -> dict:
+    """The files one page loaded in a fresh browser (scrolled to the end, so every lazy image
+    came in; fonts loaded), their bytes as sent and as stored, and any that are missing."""
+    session = Session(browser, server, "light", DESKTOP)
+    page, _ = session.open(name)
+    page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    page.evaluate(FONTS_READY)
+    page.wait_for_load_state("networkidle")
+    urls = {urlsplit(url).path for url in page.evaluate(RESOURCES) if url.startswith(server)}
+    files = [html / unquote(path).lstrip("/") for path in urls]
+    session.close()
+    return {
+        "files": len(files),
+        "sent": sum(sent_bytes(f) for f in files if f.is_file()),
+        "stored": sum(f.stat().st_size for f in files if f.is_file()),
+        "missing": [str(f) for f in files if not f.is_file()],
+    }
+
+
 @pytest.fixture(scope="session")
 def page_weights(html: Path, server: str, browser: Browser) -> dict[str, dict[str, int]]:
-    """Per page (home and chapters): the files it loaded in a fresh browser (scrolled to the
-    end, so every lazy image came in; fonts loaded), their bytes as sent and as stored."""
-    weights = {}
-    for name in speed_pages(html):
-        session = Session(browser, server, "light", DESKTOP)
-        page, _ = session.open(name)
-        page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
-        page.evaluate(FONTS_READY)
-        page.wait_for_load_state("networkidle")
-        urls = {urlsplit(url).path for url in page.evaluate(RESOURCES) if url.startswith(server)}
-        files = [html / unquote(path).lstrip("/") for path in urls]
-        weights[name] = {
-            "files": len(files),
-            "sent": sum(sent_bytes(f) for f in files if f.is_file()),
-            "stored": sum(f.stat().st_size for f in files if f.is_file()),
-            "missing": [str(f) for f in files if not f.is_file()],
-        }
-        session.close()
-    return weights
+    """Per page (home and chapters): what :func:`weigh` finds."""
+    return {name: weigh(html, server, browser, name) for name in speed_pages(html)}
 
 
 def test_home_and_every_chapter_weigh_less_than_the_budget(page_weights):

@@ -10,12 +10,14 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 from bs4 import BeautifulSoup
-from conftest import DOCS
+from conftest import CHAPTERS, DOCS
 
 from initdocs.book import logo, page_meta
 
 SITEMAP_NS = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
-GENERATED = {"genindex.html", "search.html"}  # pages without a source file
+#: Pages without a source file, left out of the sitemap and without a social card: Sphinx's
+#: index and search pages, and each chapter's discussion view (initdocs.book.discussion).
+GENERATED = {"genindex.html", "search.html", *(f"discussion/{c.stem}.html" for c in CHAPTERS)}
 
 
 def _pages(html: Path) -> list[Path]:

@@ -208,8 +208,9 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 2
         m.momentum = None  # cumulative moving average over the passes below
     was_training = model.training
     model.train()
-    for start in range(0, len(x), batch_size):
-        model(x[start : start + batch_size])
+    with torch.no_grad():  # the running statistics update without a graph for backward
+        for start in range(0, len(x), batch_size):
+            model(x[start : start + batch_size])
     model.train(was_training)
     for m, momentum in zip(norms, saved, strict=True):
         m.momentum = momentum
@@ -241,15 +242,9 @@ def soft_prune_train(
     history, start = History(), time.perf_counter()
     for epoch in range(epochs + 1):
         if epoch > 0:  # one epoch of training between two prunings
+            # no test inside fit: the accuracy below is measured after the next pruning
             trained = fit(
-                model,
-                data.x_train,
-                data.y_train,
-                data.x_test,
-                data.y_test,
-                epochs=1,
-                lr=lr,
-                seed=seed + epoch,
+                model, data.x_train, data.y_train, None, None, epochs=1, lr=lr, seed=seed + epoch
             )
         pruner.step()
         if recalibrate:

@@ -31,10 +31,12 @@ def setup(app: Any) -> dict[str, Any]:
     3. :mod:`~initdocs.book.calendar`, :mod:`~initdocs.book.citation`,
        :mod:`~initdocs.book.sessionmap`: pages and files generated from the records;
     4. sphinxext-opengraph, then :mod:`~initdocs.book.notebooks` (downloads, launch buttons)
-       and :mod:`~initdocs.book.page_meta` (descriptions it hands to opengraph);
+       and :mod:`~initdocs.book.page_meta` (descriptions it hands to opengraph), and
+       :mod:`~initdocs.book.pdf` (the PDF edition in the download menu, when it is printed);
     5. :mod:`~initdocs.book.mathml` (formulas as MathML, the math font),
-       :mod:`~initdocs.book.weight`, :mod:`~initdocs.book.a11y`: what each page loads and its
-       accessibility fixes;
+       :mod:`~initdocs.book.discussion` (each chapter's prompts as a page of their own, one
+       per screen), :mod:`~initdocs.book.weight`, :mod:`~initdocs.book.a11y`: what each page
+       loads and its accessibility fixes;
     6. :mod:`~initdocs.book.stable_config`: the configuration a rebuild compares is the one
        ``conf.py`` gives (no "configuration has changed" when nothing changed).
     """
@@ -43,6 +45,7 @@ def setup(app: Any) -> dict[str, Any]:
         calendar,
         citation,
         directives,
+        discussion,
         execution,
         mathml,
         notebooks,
@@ -59,6 +62,6 @@ def setup(app: Any) -> dict[str, Any]:
     for part in (execution, directives, source, calendar, citation, sessionmap):
         part.setup(app)
     app.setup_extension("sphinxext.opengraph")
-    for part in (notebooks, pdf, page_meta, mathml, weight, a11y, stable_config):
+    for part in (notebooks, pdf, page_meta, mathml, discussion, weight, a11y, stable_config):
         part.setup(app)
     return extension_metadata()
