@@ -19,6 +19,9 @@ Filters for the book's ``_templates/layout.html``, which passes the theme's bloc
   paint) on every page but the search page. The theme loads them everywhere for its "search
   as you type" option, which the book leaves off: the search field sends the reader to
   ``search.html``, which loads them itself.
+
+Code cells are written with fewer elements (:mod:`initdocs.book.highlight`) and the theme's
+icons cut down to the book's (:mod:`initdocs.book.icons`); both are set up here.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from markupsafe import Markup
 from sphinx.application import Sphinx
 
+from initdocs.book.highlight import setup as setup_highlight
 from initdocs.book.icons import setup as setup_icons
 from initdocs.book.metadata import extension_metadata
 
@@ -89,4 +93,5 @@ def _register(app: Sphinx) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _register)
     setup_icons(app)
+    setup_highlight(app)
     return extension_metadata()
