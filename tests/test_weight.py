@@ -7,6 +7,7 @@ import json
 
 import pytest
 from fontTools.ttLib import TTFont
+from sphinx.errors import ExtensionError
 
 from initdocs.book import icons, pagespeed, weight
 
@@ -140,3 +141,16 @@ def test_the_readme_table_is_written_from_the_measurement(tmp_path):
     )
     with pytest.raises(SystemExit, match=r"measure first \(nox -s pagespeed\)"):
         pagespeed.main(["--repo", str(tmp_path / "elsewhere")])
+
+
+def test_the_theme_checks_tab_stops_near_the_screen_not_all_on_load():
+    source = icons.theme_static() / weight.THEME_SCRIPT
+    script = source.read_text(encoding="utf-8")
+    assert script.count(weight.TAB_STOPS) == 1  # the installed theme has the expected code
+    out = weight.tab_stops_near_the_screen(script)
+    assert weight.TAB_STOPS not in out and weight.TAB_STOPS_NEAR_THE_SCREEN in out
+    assert out.count("new IntersectionObserver(") == script.count("new IntersectionObserver(") + 1
+    assert "sourceMappingURL" not in out
+    assert len(out) - len(script) < 300  # the rest of the script is untouched
+    with pytest.raises(ExtensionError, match="update TAB_STOPS"):
+        weight.tab_stops_near_the_screen("a theme script without the tab-stop code")
