@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from docutils import core, frontend, nodes
+from docutils.utils import new_document
+from docutils.writers import html5_polyglot
 from fontTools.ttLib import TTFont
 from sphinx.errors import ExtensionError
 
@@ -154,3 +157,13 @@ def test_the_theme_checks_tab_stops_near_the_screen_not_all_on_load():
     assert len(out) - len(script) < 300  # the rest of the script is untouched
     with pytest.raises(ExtensionError, match="update TAB_STOPS"):
         weight.tab_stops_near_the_screen("a theme script without the tab-stop code")
+
+
+def test_images_load_when_the_reader_nears_them():
+    doctree = new_document("page.md", frontend.get_default_settings(html5_polyglot.Writer))
+    doctree += [nodes.image(uri="figure.png"), nodes.image(uri="logo.png", loading="embed")]
+    weight.lazy_images(None, doctree, "page")
+    assert [image["loading"] for image in doctree.findall(nodes.image)] == ["lazy", "embed"]
+    writer = html5_polyglot.Writer()
+    html = core.publish_from_doctree(doctree, writer=writer).decode()
+    assert 'src="figure.png"' in html and 'loading="lazy"' in html
