@@ -68,11 +68,6 @@ AXE_WCAG_TAG = r"^wcag2\d*a{1,2}$"
 LIGHTHOUSE = ROOT / "node_modules" / "lighthouse"
 LIGHTHOUSE_RUN = ROOT / "tests" / "lighthouse.mjs"
 AXE_RUN = """options => axe.run(document, options).then(results => results.violations)"""
-# The browser draws a chapter's sections only as the reader nears them (content-visibility:
-# auto in initdocs.css); until then they have no boxes, and axe-core can neither find the
-# colours behind their text nor judge its contrast. The audit judges the page as the reader
-# sees it, every part drawn, with this style added first.
-DRAW_EVERYTHING = "* { content-visibility: visible !important; }"
 SCREENSHOT_PAGES = {"home": "index.html", "chapter": "sessions/01-xception.html"}
 SCREENSHOTS = BUILD / "screenshots"
 # Where the theme keeps the reader's choice; its inline script reads it before the first paint.
@@ -317,7 +312,6 @@ def load_axe() -> Axe:
 
 def _axe_violations(axe: Axe, page: Page) -> list[str]:
     """axe-core's WCAG A/AA violations on the page, one line each with the offending nodes."""
-    page.add_style_tag(content=DRAW_EVERYTHING)
     page.evaluate(axe.script)
     violations = page.evaluate(AXE_RUN, {"runOnly": {"type": "tag", "values": list(axe.tags)}})
     return [

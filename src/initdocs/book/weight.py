@@ -22,12 +22,10 @@ Filters for the book's ``_templates/layout.html``, which passes the theme's bloc
 
 * When the book is built, the theme's script is rewritten so that its check of which code blocks
   and outputs scroll sideways (those get ``tabindex="0"``, so a keyboard reaches them) looks at
-  each one when it comes near the screen, not at all of them when the page has loaded:
-  reading an element's scroll width lays out the part of the page that holds it, and
-  initdocs.css lets the browser leave a chapter's sections undrawn until the reader nears
-  them (``content-visibility: auto``). Read all at once, the widths drew the whole chapter
-  in one long task. Until it is checked, every such element is reachable (``tabindex="0"``).
-
+  each one when it comes near the screen, not at all of them in one task when the page has
+  loaded: reading an element's scroll width makes the browser finish laying out the part of
+  the page that holds it, and read all at once the widths laid out the whole chapter in one
+  long task. Until it is checked, every such element is reachable (``tabindex="0"``).
 * Figures (a page's images: cell outputs and figures in the prose) load when the reader nears
   them (``loading="lazy"``), not before the first screen is drawn: a chapter's first screen
   is text, and its figures (tens of kB each) held up the text on a slow connection.
