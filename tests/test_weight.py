@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from docutils import core, frontend, nodes
+from docutils.utils import new_document
+from docutils.writers import html5_polyglot
 from fontTools.ttLib import TTFont
+from sphinx.errors import ExtensionError
 
 from initdocs.book import icons, pagespeed, weight
 
@@ -140,3 +144,26 @@ def test_the_readme_table_is_written_from_the_measurement(tmp_path):
     )
     with pytest.raises(SystemExit, match=r"measure first \(nox -s pagespeed\)"):
         pagespeed.main(["--repo", str(tmp_path / "elsewhere")])
+
+
+def test_the_theme_checks_tab_stops_near_the_screen_not_all_on_load():
+    source = icons.theme_static() / weight.THEME_SCRIPT
+    script = source.read_text(encoding="utf-8")
+    assert script.count(weight.TAB_STOPS) == 1  # the installed theme has the expected code
+    out = weight.tab_stops_near_the_screen(script)
+    assert weight.TAB_STOPS not in out and weight.TAB_STOPS_NEAR_THE_SCREEN in out
+    assert out.count("new IntersectionObserver(") == script.count("new IntersectionObserver(") + 1
+    assert "sourceMappingURL" not in out
+    assert len(out) - len(script) < 300  # the rest of the script is untouched
+    with pytest.raises(ExtensionError, match="update TAB_STOPS"):
+        weight.tab_stops_near_the_screen("a theme script without the tab-stop code")
+
+
+def test_images_load_when_the_reader_nears_them():
+    doctree = new_document("page.md", frontend.get_default_settings(html5_polyglot.Writer))
+    doctree += [nodes.image(uri="figure.png"), nodes.image(uri="logo.png", loading="embed")]
+    weight.lazy_images(None, doctree, "page")
+    assert [image["loading"] for image in doctree.findall(nodes.image)] == ["lazy", "embed"]
+    writer = html5_polyglot.Writer()
+    html = core.publish_from_doctree(doctree, writer=writer).decode()
+    assert 'src="figure.png"' in html and 'loading="lazy"' in html

@@ -19,17 +19,35 @@ Filters for the book's ``_templates/layout.html``, which passes the theme's bloc
   paint) on every page but the search page. The theme loads them everywhere for its "search
   as you type" option, which the book leaves off: the search field sends the reader to
   ``search.html``, which loads them itself.
+
+* When the book is built, the theme's script is rewritten so that its check of which code blocks
+  and outputs scroll sideways (those get ``tabindex="0"``, so a keyboard reaches them) looks at
+  each one when it comes near the screen, not at all of them in one task when the page has
+  loaded: reading an element's scroll width makes the browser finish laying out the part of
+  the page that holds it, and read all at once the widths laid out the whole chapter in one
+  long task. Until it is checked, every such element is reachable (``tabindex="0"``).
+* Figures (a page's images: cell outputs and figures in the prose) load when the reader nears
+  them (``loading="lazy"``), not before the first screen is drawn: a chapter's first screen
+  is text, and its figures (tens of kB each) held up the text on a slow connection.
+
+Code cells are written with fewer elements (:mod:`initdocs.book.highlight`) and the theme's
+icons cut down to the book's (:mod:`initdocs.book.icons`); both are set up here.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+from docutils import nodes
 from markupsafe import Markup
 from sphinx.application import Sphinx
+from sphinx.errors import ExtensionError
 
+from initdocs.book.highlight import setup as setup_highlight
 from initdocs.book.icons import setup as setup_icons
+from initdocs.book.icons import theme_static
 from initdocs.book.metadata import extension_metadata
 
 FONTAWESOME_SCRIPT = re.compile(
@@ -43,6 +61,50 @@ SEARCH_SCRIPTS = re.compile(
     r"[ \t]*<script\b[^>]*\bsrc=\"[^\"]*(_static/searchtools|_static/language_data|searchindex)"
     r"\.js\"[^>]*>\s*</script>\n?"
 )
+
+THEME_SCRIPT = Path("scripts", "pydata-sphinx-theme.js")
+# pydata-sphinx-theme's tab stops (its addTabStopsToScrollableElements, run on load, on resize
+# and when the main content changes), as its built script has them: every code block and
+# output is measured at once.
+TAB_STOPS = (
+    ".forEach(e=>{e.tabIndex=e.scrollWidth>e.clientWidth||e.scrollHeight>e.clientHeight?0:-1})"
+)
+# The same check, for each element when it comes within a screen's height of the screen
+# (one IntersectionObserver for the page); reachable by the keyboard until then.
+TAB_STOPS_NEAR_THE_SCREEN = (
+    ".forEach(e=>{e.tabIndex=0;(window.initdocsTabStops||=new IntersectionObserver("
+    "t=>t.forEach(({target:e,isIntersecting:n})=>{n&&(window.initdocsTabStops.unobserve(e),"
+    "e.tabIndex=e.scrollWidth>e.clientWidth||e.scrollHeight>e.clientHeight?0:-1)}),"
+    '{rootMargin:"100%"})).observe(e)})'
+)
+SCRIPT_SOURCE_MAP = re.compile(r"\n?//# sourceMappingURL=\S*\s*$")
+
+
+def tab_stops_near_the_screen(script: str, name: str = str(THEME_SCRIPT)) -> str:
+    """The theme's script with :data:`TAB_STOPS` replaced by :data:`TAB_STOPS_NEAR_THE_SCREEN`
+    and without its source map comment (the map no longer matches)."""
+    if script.count(TAB_STOPS) != 1:
+        raise ExtensionError(
+            f"{name}: pydata-sphinx-theme's tab-stop code is not the one "
+            "initdocs.book.weight.TAB_STOPS expects (a new theme version?): find the code of "
+            "addTabStopsToScrollableElements in the script and update TAB_STOPS."
+        )
+    return SCRIPT_SOURCE_MAP.sub("\n", script.replace(TAB_STOPS, TAB_STOPS_NEAR_THE_SCREEN))
+
+
+def _rewrite_theme_script(app: Sphinx, exception: Exception | None) -> None:
+    """Write the theme's script, from the theme's own copy, with its tab stops checked near the
+    screen (so a rebuild starts again from the pristine script)."""
+    if exception is None and app.builder.format == "html":
+        source = theme_static() / THEME_SCRIPT
+        script = tab_stops_near_the_screen(source.read_text(encoding="utf-8"), str(source))
+        (Path(app.outdir) / "_static" / THEME_SCRIPT).write_text(script, encoding="utf-8")
+
+
+def lazy_images(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Give every image of a page ``loading="lazy"`` (docutils writes the attribute)."""
+    for image in doctree.findall(nodes.image):
+        image.setdefault("loading", "lazy")
 
 
 def without_fontawesome(markup: str) -> Markup:
@@ -88,5 +150,8 @@ def _register(app: Sphinx) -> None:
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _register)
+    app.connect("build-finished", _rewrite_theme_script)
+    app.connect("doctree-resolved", lazy_images)
     setup_icons(app)
+    setup_highlight(app)
     return extension_metadata()
