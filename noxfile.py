@@ -52,8 +52,9 @@ SPHINX_ARGS = (
 )
 #: pytest-xdist: one worker per logical core, as ``-j auto`` above (``auto`` would count physical
 #: cores only). Each test file goes whole to one worker, so a module's fixtures (a crawl of the
-#: book in a browser, a trained model) are built once; ``-n 0`` after ``--`` runs in one process.
-PYTEST_WORKERS = ("-n", "logical", "--dist", "loadfile")
+#: book in a browser, a trained model) are built once, in the order of collection, where
+#: tests/conftest.py puts the longest files first; ``-n 0`` after ``--`` runs in one process.
+PYTEST_WORKERS = ("-n", "logical", "--dist", "loadfile", "--no-loadscope-reorder")
 
 
 def _install(session: nox.Session, extras: str) -> None:
