@@ -50,6 +50,11 @@ SPHINX_ARGS = (
     "-w",
     f"{BUILD}/warnings.log",  # the tests assert that this file stays empty
 )
+#: pytest-xdist: one worker per logical core, as ``-j auto`` above (``auto`` would count physical
+#: cores only). Each test file goes whole to one worker, so a module's fixtures (a crawl of the
+#: book in a browser, a trained model) are built once, in the order of collection, where
+#: tests/conftest.py puts the longest files first; ``-n 0`` after ``--`` runs in one process.
+PYTEST_WORKERS = ("-n", "logical", "--dist", "loadfile", "--no-loadscope-reorder")
 
 
 def _install(session: nox.Session, extras: str) -> None:
@@ -134,7 +139,7 @@ def tests(session: nox.Session) -> None:
     # axe-core for the browser test's accessibility audit, exactly as package-lock.json pins it
     session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
     _build_book(session)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *PYTEST_WORKERS, *session.posargs)
 
 
 @nox.session

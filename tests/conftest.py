@@ -53,3 +53,25 @@ def noxfile() -> ModuleType:
 def nox_sessions(noxfile) -> set[str]:
     """Names of the sessions noxfile.py defines, from nox's own registry."""
     return set(nox.registry.get())
+
+
+#: Test files that run Sphinx builds, chapters or a browser, longest first (measured with
+#: ``--durations``). ``nox -s tests`` hands whole files to its workers in collection order
+#: (``--dist loadfile --no-loadscope-reorder``): started first, they end beside the quick
+#: files instead of after them, and both workers finish together.
+LONG_FIRST = (
+    "test_determinism.py",
+    "test_browser.py",
+    "test_build_errors.py",
+    "test_execution.py",
+    "test_shards.py",
+    "test_source.py",
+    "test_records_as_text.py",
+    "test_rebuild.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the files of LONG_FIRST first, in its order; the others keep theirs."""
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))
