@@ -62,12 +62,15 @@ def nox_sessions(noxfile) -> set[str]:
 LONG_FIRST = (
     "test_determinism.py",
     "test_browser.py",
+    "test_pdf.py",
+    "test_discussion_browser.py",
     "test_build_errors.py",
     "test_execution.py",
     "test_shards.py",
     "test_source.py",
     "test_records_as_text.py",
     "test_rebuild.py",
+    "test_discussion.py",
 )
 
 
