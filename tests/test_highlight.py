@@ -3,7 +3,10 @@ the theme writes: every character keeps the look pygments.css gives it, in both 
 
 from __future__ import annotations
 
+import logging
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -156,3 +159,15 @@ def test_the_book_is_written_with_the_runs_formatter(html: Path):
     plain = [pre for pre in inputs if pre.get("style") == "color: inherit"]
     assert len(plain) >= len(inputs) / 2
     assert not soup.select("div.highlight span.p, div.highlight span.w")
+
+
+def test_reading_the_theme_styles_leaves_logging_alone():
+    # a11y_pygments calls logging.basicConfig(level=INFO) when imported: without the guard
+    # every build printed fontTools' INFO messages. A fresh interpreter, so the import is new.
+    code = (
+        "import logging; from initdocs.book.highlight import theme_style; "
+        "theme_style('a11y-high-contrast-light'); root = logging.getLogger(); "
+        "print(len(root.handlers), root.level)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", str(logging.WARNING)]

@@ -22,6 +22,7 @@ builder's highlighter this formatter and the names of the theme's two styles.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
@@ -79,6 +80,22 @@ def same_look_types(styles: Iterable[StyleMeta]) -> dict[_TokenType, _TokenType]
     return mapping
 
 
+def theme_style(name: str) -> StyleMeta:
+    """The Pygments style ``name``, leaving the logging set-up as it was.
+
+    The theme's styles come from ``a11y_pygments``, which on import points the root logger at
+    standard error at level INFO (``logging.basicConfig``): every library's INFO messages
+    (fontTools cutting the fonts, for one) would then be printed by every build.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        return get_style_by_name(name)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 class RunsFormatter(HtmlFormatter):
     """Pygments' HTML formatter, with neighbouring tokens that look the same in the theme's
     light and dark styles (option ``theme_styles``, two style names) in one span."""
@@ -86,7 +103,7 @@ class RunsFormatter(HtmlFormatter):
     def __init__(self, **options: Any) -> None:
         names = options.pop("theme_styles")
         super().__init__(**options)
-        self.theme_styles = [get_style_by_name(name) for name in names]
+        self.theme_styles = [theme_style(name) for name in names]
         self.same_look = same_look_types(self.theme_styles)
         #: The types written with a class whose look does not show on whitespace.
         self.spaces_join = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar
 
 __all__ = ["MYST_EXTENSIONS", "CodeCell", "Fence", "MystText", "read_myst"]
@@ -111,8 +111,13 @@ def _code_cell(fence: Fence, content: str) -> CodeCell:
     return CodeCell(fence.line, "\n".join(result.body), dict(result.options), error)
 
 
+@lru_cache(maxsize=128)
 def read_myst(text: str) -> MystText:
-    """The headings, fenced blocks and code cells of the MyST Markdown ``text``."""
+    """The headings, fenced blocks and code cells of the MyST Markdown ``text``.
+
+    Remembered by text: a build reads each chapter's structure several times (the check, the
+    execution fingerprint's imports and shown sources); the result is frozen, so it is shared.
+    """
     lines = text.splitlines()
     headings: list[tuple[int, int, str]] = []
     fences: list[Fence] = []
