@@ -165,4 +165,3 @@ html_context = {"default_mode": "auto"}
 # `nox -s pdf` (INITDOCS_PDF=1) prints the book to PDF and links the files in every chapter's
 # download menu; other builds keep the theme's "print to PDF" entry (initdocs.book.pdf).
 initdocs_pdf = os.environ.get("INITDOCS_PDF") == "1"
-

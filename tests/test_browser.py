@@ -187,9 +187,14 @@ def server(html: Path) -> Iterator[str]:
     thread.join()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Debian Chromium for the whole session (never a downloaded browser)."""
+    """One headless Debian Chromium per test file (never a downloaded browser).
+
+    Per file, not per session: Playwright's sync API runs one instance per thread, and the
+    files that print PDFs or import this fixture start their own; with pytest-xdist a worker
+    runs several such files one after the other, and a session-wide browser would still be
+    running when the next one starts."""
     if not CHROMIUM.is_file():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install chromium`); "
@@ -345,7 +350,7 @@ def _measure_on_a_phone(crawl: Crawl, session: Session, name: str) -> None:
     page.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def crawl(html: Path, server: str, browser: Browser) -> Crawl:
     """Visit every page of the book in the light and the dark theme, and on a phone."""
     pages = book_pages(html)
@@ -408,7 +413,7 @@ def weigh(html: Path, server: str, browser: Browser, name: str) -> dict:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def page_weights(html: Path, server: str, browser: Browser) -> dict[str, dict[str, int]]:
     """Per page (home and chapters): what :func:`weigh` finds."""
     return {name: weigh(html, server, browser, name) for name in speed_pages(html)}
@@ -435,7 +440,7 @@ def test_the_server_sends_text_compressed_like_a_static_host(html: Path, server:
         assert response.read() == (html / page).read_bytes()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pagespeed(html: Path, server: str, page_weights: dict[str, dict[str, int]]) -> dict:
     """Lighthouse's mobile measurement of the home page and every chapter, with their weights;
     also written to docs/_build/pagespeed/ (pagespeed.json, pagespeed.md) for the README."""

@@ -208,8 +208,13 @@ def test_links_point_to_the_published_book_not_the_local_server(edition: pdf.Edi
 
 # -- The download menu ---------------------------------------------------------------------
 
+# The book's own source_suffix: without it myst_parser registers ".md" in the dictionary that
+# Sphinx's configuration uses as the default, which outlives this build in the process, and a
+# later in-process build with myst-nb (tests/test_source.py) then finds ".md" claimed by a
+# parser it does not load ("Source parser for markdown not registered").
 SMALL_CONF = """
 extensions = ["myst_parser", "initdocs.book.pdf"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 html_theme = "sphinx_book_theme"
 html_theme_options = {"use_download_button": True}
 """
