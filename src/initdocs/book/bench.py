@@ -4,8 +4,10 @@ On a copy of the repository (your working tree is never touched) it runs the rea
 command in these situations, one after the other:
 
 1. ``cold``: no build folder, no execution cache: every chapter executes;
-2. ``nothing changed``: the same build again, and once more through ``nox -s docs`` as users
-   run it (its environment is created beforehand, untimed);
+2. ``nothing changed``: the same build again, then through ``nox -s docs`` as users run it:
+   its environment is created beforehand (untimed), the first build in it is timed apart
+   (it rewrites every page: the theme's templates were just installed, so they are newer
+   than the pages), and the second is the no-op users see on every later run;
 3. ``prose edit``: a sentence added to one chapter's prose (no chapter may execute);
 4. ``code-cell edit``: a comment added to one chapter's code cell (that chapter executes);
 5. ``module edit``: a comment added to one ``initdocs`` module (exactly the chapters that
@@ -51,10 +53,12 @@ from initdocs.book.outputs import text_outputs
 from initdocs.book.shards import CACHE_ONLY_ENV
 
 NOX_NOOP = "nothing changed, `nox -s docs`"
+NOX_FIRST = "first `nox -s docs` after installing its environment"
 
 TARGETS = {  # seconds, from the issue; None: no time target
     "cold": 300.0,
     "nothing changed": 5.0,
+    NOX_FIRST: None,
     NOX_NOOP: 5.0,
     "prose edit": 15.0,
     "code-cell edit": None,
@@ -131,16 +135,24 @@ def _scenario(name: str, copy: Path, jobs: str, expected: list[str] | None = Non
     return scenario
 
 
-def _nox_noop(copy: Path, nox_python: str, envdir: Path) -> Scenario:
-    """``nox -s docs`` with nothing changed, as users run it: its environment is created
-    first (untimed; ``--install-only``), then the session is timed from nox's start."""
+def _nox_noop(copy: Path, nox_python: str, envdir: Path) -> list[Scenario]:
+    """``nox -s docs`` with nothing changed, as users run it, after the same command built.
+
+    Its environment is created first (untimed; ``--install-only``). The first build in a new
+    environment is timed on its own: Sphinx rewrites every page then, because the theme's
+    templates were just installed and are newer than the pages (nothing is read or executed).
+    The second build is the no-op a user sees on every later run.
+    """
     command = [nox_python, "-m", "nox", "-f", "noxfile.py", "--envdir", str(envdir), "-s", "docs"]
     _timed(copy, [*command, "--install-only"])
-    seconds = _timed(copy, command)
-    report = json.loads((copy / "docs" / "_build" / "execution.json").read_text())
-    ran = {d.rsplit("/", 1)[-1]: e["seconds"] for d, e in report.items() if e["executed"]}
-    print(f"bench: {NOX_NOOP}: {seconds:.1f} s, executed {len(ran)}")
-    return Scenario(NOX_NOOP, round(seconds, 1), sorted(ran), ran, expected=[])
+    scenarios = []
+    for name in (NOX_FIRST, NOX_NOOP):
+        seconds = _timed(copy, command)
+        report = json.loads((copy / "docs" / "_build" / "execution.json").read_text())
+        ran = {d.rsplit("/", 1)[-1]: e["seconds"] for d, e in report.items() if e["executed"]}
+        print(f"bench: {name}: {seconds:.1f} s, executed {len(ran)}")
+        scenarios.append(Scenario(name, round(seconds, 1), sorted(ran), ran, expected=[]))
+    return scenarios
 
 
 def _timed(copy: Path, command: list[str], **env: str) -> float:
@@ -346,7 +358,7 @@ def run(
         scenarios = [_scenario("cold", copy, jobs)]
         cold_outputs = _outputs(copy)
         scenarios.append(_scenario("nothing changed", copy, jobs, expected=[]))
-        scenarios.append(_nox_noop(copy, nox_python, Path(tmp) / "nox"))
+        scenarios.extend(_nox_noop(copy, nox_python, Path(tmp) / "nox"))
         _edit_prose(chapters / f"{prose}.md")
         scenarios.append(_scenario("prose edit", copy, jobs, expected=[]))
         _edit_code_cell(chapters / f"{code}.md")
