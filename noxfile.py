@@ -144,7 +144,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def pagespeed(session: nox.Session) -> None:
-    """Lighthouse on the home page and every chapter, as a phone sees them (4-10 minutes).
+    """Lighthouse on the home page and every chapter, as a phone sees them (6-15 minutes).
 
     Fails a page that misses the speed targets (initdocs.book.pagespeed.TARGETS) and writes
     the measurement to docs/_build/pagespeed/; ``python -m initdocs.book.pagespeed
