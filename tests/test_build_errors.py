@@ -121,6 +121,17 @@ def test_a_mistake_stops_the_build_with_its_file_line_and_our_message(
     assert not (docs / "_build" / "html" / "index.html").exists()
 
 
+def test_a_preview_of_a_chapter_that_does_not_exist_says_which_exist(tmp_path):
+    docs = book_copy(tmp_path, chapters=("01-xception", "09-self-distillation"))
+    code, output = sphinx_build(docs, preview="13-nothing")
+    assert code == 1, output
+    last = output.rstrip().splitlines()[-1]
+    assert last.startswith("[initdocs] the build stopped: there is no chapter 13-nothing")
+    assert "docs/sessions/13-nothing.md" in last
+    assert "name one of 01-xception, 09-self-distillation" in last
+    assert not (docs / "_build" / "html" / "index.html").exists()
+
+
 NEW = [
     "new", "--date", "2021-12-12", "--title", "Deep Residual Learning for Image Recognition",
     "--paper", "ResNet", "--topic", "CV: Residual Networks", "--key", "he2016deep",

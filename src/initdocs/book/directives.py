@@ -284,13 +284,21 @@ def _check_chapters(app: Sphinx) -> None:
     ``initdocs_check_stops`` is false (the preview of a chapter in progress): then they are
     warnings, listed, and the chapter renders as it is.
     """
-    if not app.config.initdocs_check:
-        return
     from initdocs.book.check import check_paths
     from initdocs.book.files import find_repository
 
     repo = find_repository(Path(app.confdir))
     only = app.config.initdocs_check_only
+    missing = [name for name in only if not (repo.chapters_dir / f"{name}.md").is_file()]
+    if missing:  # here, not in conf.py: Sphinx turns a SystemExit there into a crash report
+        chapters = sorted(p.stem for p in repo.chapters_dir.glob("[0-9][0-9]-*.md"))
+        raise BuildStopped(
+            f"there is no chapter {', '.join(missing)} to preview (no "
+            f"{', '.join(f'docs/sessions/{name}.md' for name in missing)}); name one of "
+            f"{', '.join(chapters)}: `nox -s preview -- NN-name`"
+        )
+    if not app.config.initdocs_check:
+        return
     paths = [repo.records, repo.bibliography] + [repo.chapters_dir / f"{c}.md" for c in only]
     problems, checked = check_paths(repo, paths if only else None)
     if not problems:
