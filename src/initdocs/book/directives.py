@@ -287,11 +287,11 @@ def _check_chapters(app: Sphinx) -> None:
     from initdocs.book.check import check_paths
     from initdocs.book.files import find_repository
 
-    repo = find_repository(Path(app.confdir))
     only = app.config.initdocs_check_only
-    missing = [name for name in only if not (repo.chapters_dir / f"{name}.md").is_file()]
+    chapters_dir = Path(app.srcdir) / "sessions"
+    missing = [name for name in only if not (chapters_dir / f"{name}.md").is_file()]
     if missing:  # here, not in conf.py: Sphinx turns a SystemExit there into a crash report
-        chapters = sorted(p.stem for p in repo.chapters_dir.glob("[0-9][0-9]-*.md"))
+        chapters = sorted(p.stem for p in chapters_dir.glob("[0-9][0-9]-*.md"))
         raise BuildStopped(
             f"there is no chapter {', '.join(missing)} to preview (no "
             f"{', '.join(f'docs/sessions/{name}.md' for name in missing)}); name one of "
@@ -299,6 +299,7 @@ def _check_chapters(app: Sphinx) -> None:
         )
     if not app.config.initdocs_check:
         return
+    repo = find_repository(Path(app.confdir))
     paths = [repo.records, repo.bibliography] + [repo.chapters_dir / f"{c}.md" for c in only]
     problems, checked = check_paths(repo, paths if only else None)
     if not problems:
