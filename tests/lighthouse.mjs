@@ -4,13 +4,14 @@
 // object mapping each URL to its performance score (0-100), its metrics in milliseconds (CLS
 // unitless), the bytes it transferred, its accessibility, best-practices and SEO scores
 // (0-100), this machine's benchmark index and the CPU slow-down used, all from the median of
-// three runs (LIGHTHOUSE_RUNS), and the total blocking time of every run. Lighthouse runs with its default mobile settings: a mid-range phone (Moto G Power,
-// 412x823 screen), simulated slow 4G (150 ms round trip, 1.6 Mbit/s down) and a CPU slowed
-// down. Only the slow-down is calibrated: Lighthouse's default of 4x stands for a host of
-// benchmark index 1000 (below which Lighthouse itself warns that the host is too slow for
-// it), i.e. a phone of index 250. Right before each page this script measures the host's
-// index with Lighthouse's own benchmark and slows the CPU down to that phone (index / 250,
-// at least 1), so a loaded or slow machine does not turn into a slower phone.
+// three runs (LIGHTHOUSE_RUNS), and the total blocking time of every run. Lighthouse runs
+// with its default mobile settings: a mid-range phone (Moto G Power, 412x823 screen),
+// simulated slow 4G (150 ms round trip, 1.6 Mbit/s down) and a CPU slowed down. Only the
+// slow-down is calibrated: Lighthouse's default of 4x stands for a host of benchmark index
+// 1000 (below which Lighthouse itself warns that the host is too slow for it), i.e. a phone
+// of index 250. Right before each run this script measures the host's index with
+// Lighthouse's own benchmark and slows the CPU down to that phone (index / 250, at least 1),
+// so a loaded or slow machine does not turn into a slower phone.
 import lighthouse from "lighthouse";
 import { pageFunctions } from "lighthouse/core/lib/page-functions.js";
 import * as chromeLauncher from "chrome-launcher";

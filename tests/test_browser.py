@@ -286,7 +286,7 @@ class Crawl:
     theme_seen: dict[tuple[str, str], str] = field(default_factory=dict)
     violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     widths: dict[str, dict] = field(default_factory=dict)
-    cells: dict[str, dict[str, int]] = field(default_factory=dict)  # on a phone, on load
+    cells: dict[str, dict[str, int]] = field(default_factory=dict)  # on a phone (CELLS)
     search_results: list[str] = field(default_factory=list)
 
 

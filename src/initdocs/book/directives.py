@@ -282,7 +282,8 @@ def _check_chapters(app: Sphinx) -> None:
 
     Each problem is logged at its file and line. The build stops on them, unless
     ``initdocs_check_stops`` is false (the preview of a chapter in progress): then they are
-    warnings, listed, and the chapter renders as it is.
+    warnings, listed, and the chapter renders as it is. A preview of a chapter that does not
+    exist stops the build here, naming the chapters that do.
     """
     from initdocs.book.check import check_paths
     from initdocs.book.files import find_repository

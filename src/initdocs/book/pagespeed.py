@@ -41,7 +41,7 @@ LABELS = {
     "seo": "SEO",
     "weight": "weight",
 }
-#: Scores (0-100): a target is a least value; every other target is a most value.
+#: Scores (0-100), whose targets are least values; every other target is a most value.
 SCORES = ("score", "accessibility", "bestPractices", "seo")
 RESULTS = Path("docs/_build/pagespeed/pagespeed.json")
 
