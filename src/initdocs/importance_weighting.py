@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from torch import nn
 
-from initdocs.train import History, accuracy, cosine_schedule, evaluating, minibatches
+from initdocs.train import History, accuracy, adamw, cosine_schedule, evaluating, minibatches
 
 __all__ = [
     "diw_step",
@@ -336,9 +336,7 @@ def train_importance_weighted(
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
-    )
+    optimizer = adamw(model.parameters(), lr, weight_decay)
     schedule = cosine_schedule(optimizer, epochs, len(x_train), batch_size)
     history, start = History(), time.perf_counter()
     for epoch in range(epochs):

@@ -41,7 +41,7 @@ from torch import nn
 
 from initdocs.data import SHAPE_CLASSES, Shapes
 from initdocs.data import make_shapes as _make_shapes
-from initdocs.train import History, cosine_schedule, minibatches, train_epoch
+from initdocs.train import History, adamw, cosine_schedule, minibatches, train_epoch
 
 # fmt: off
 __all__ = [
@@ -695,7 +695,7 @@ def train_detector(
         return l_conf + l_loc  # Eq. 1: (L_conf + alpha L_loc) / N
 
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, foreach=True)
+    optimizer = adamw(model.parameters(), lr)
     schedule = cosine_schedule(optimizer, epochs, len(data.images), batch_size)
     history = History()
     start = time.perf_counter()
