@@ -284,6 +284,7 @@ class Crawl:
     math_scripts: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     math_overflow: dict[str, list[dict]] = field(default_factory=dict)
     theme_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    interactive: dict[tuple[str, str], str | None] = field(default_factory=dict)
     violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     widths: dict[str, dict] = field(default_factory=dict)
     cells: dict[str, dict[str, int]] = field(default_factory=dict)  # on a phone (CELLS)
@@ -347,10 +348,30 @@ def _visit_page(crawl: Crawl, session: Session, axe: Axe, name: str) -> None:
     # A copy before the audit: axe-core re-fetches stylesheets itself and resolves the theme's
     # relative @import against the page, not the sheet (a 404 for /basic.css that no reader's
     # browser ever asks for). The requests the tests judge are the page's own.
-    crawl.visits[theme, name] = Visit(list(visit.console_errors), list(visit.failed), visit.outside)
+    crawl.visits[theme, name] = seen = Visit(
+        list(visit.console_errors), list(visit.failed), visit.outside
+    )
     _screenshot(page, name, theme)  # before the audit, which scrolls the page about
-    crawl.violations[theme, name] = _axe_violations(axe, page)
+    # Audited as it loads, and again once the theme's scripts have run, which they do on the
+    # reader's first interaction (initdocs.book.weight): copy buttons, menus, tooltips.
+    on_load = _axe_violations(axe, page)
+    logged = len(visit.console_errors)
+    crawl.interactive[theme, name] = first_interaction(page)
+    seen.console_errors += visit.console_errors[logged:]
+    crawl.violations[theme, name] = on_load + [
+        f"after the first interaction: {v}" for v in _axe_violations(axe, page)
+    ]
     page.close()
+
+
+def first_interaction(page: Page) -> str | None:
+    """Move the pointer over the page, as a reader does, and wait for the theme's scripts;
+    returns the loader's state ("ready"), None on a page without it (the discussion views)."""
+    page.mouse.move(200, 300)
+    page.wait_for_function(
+        "() => [undefined, 'ready'].includes(window.initdocsInteractive)", timeout=20_000
+    )
+    return page.evaluate("() => window.initdocsInteractive ?? null")
 
 
 def _measure_on_a_phone(crawl: Crawl, session: Session, name: str) -> None:
@@ -572,6 +593,13 @@ def test_the_theme_switch_takes_effect_before_the_audit(crawl: Crawl):
     assert {(theme, seen) for (theme, _), seen in crawl.theme_seen.items()} == {
         ("light", "light"),
         ("dark", "dark"),
+    }
+
+
+def test_the_themes_scripts_ran_on_every_page_after_the_first_interaction(crawl: Crawl):
+    # The discussion views are pages of their own, without the theme's scripts.
+    assert {(t, p) for (t, p), state in crawl.interactive.items() if state != "ready"} == {
+        (theme, page) for theme in THEMES for page in crawl.pages if page.startswith("discussion/")
     }
 
 

@@ -4,6 +4,7 @@ page-speed table (initdocs.book.pagespeed); the built book is checked in test_br
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from docutils import core, frontend, nodes
@@ -180,3 +181,77 @@ def test_images_load_when_the_reader_nears_them():
     writer = html5_polyglot.Writer()
     html = core.publish_from_doctree(doctree, writer=writer).decode()
     assert 'src="figure.png"' in html and 'loading="lazy"' in html
+
+
+def test_scripts_that_wire_up_controls_wait_for_the_first_interaction():
+    head = (
+        '<script src="../_static/documentation_options.js?v=1"></script>\n'
+        '<script defer src="../_static/doctools.js?v=2"></script>\n'
+        '<script defer src="../_static/copybutton.js?v=3"></script>\n'
+        '<script defer data-sd-tabs-storage-prefix="tab-" src="../_static/design-tabs.js?v=4">'
+        "</script>\n"
+        "<script>DOCUMENTATION_OPTIONS.pagename = 'index';</script>\n"
+        '<script defer src="../_static/scripts/bootstrap.js?digest=5"></script>\n'
+        '<script defer src="../_static/scripts/pydata-sphinx-theme.js?digest=5"></script>\n'
+    )
+    out = str(weight.on_interaction(head)).splitlines()
+    assert out == [
+        '<script src="../_static/documentation_options.js?v=1"></script>',
+        '<script defer src="../_static/doctools.js?v=2"></script>',  # needed at load
+        '<link rel="prefetch" as="script" href="../_static/copybutton.js?v=3" />'
+        '<script type="initdocs/on-interaction" src="../_static/copybutton.js?v=3"></script>',
+        '<link rel="prefetch" as="script" href="../_static/design-tabs.js?v=4" />'
+        '<script type="initdocs/on-interaction" data-sd-tabs-storage-prefix="tab-" '
+        'src="../_static/design-tabs.js?v=4"></script>',
+        "<script>DOCUMENTATION_OPTIONS.pagename = 'index';</script>",
+        '<link rel="prefetch" as="script" href="../_static/scripts/bootstrap.js?digest=5" />'
+        '<script type="initdocs/on-interaction" src="../_static/scripts/bootstrap.js?digest=5">'
+        "</script>",
+        '<link rel="prefetch" as="script" '
+        'href="../_static/scripts/pydata-sphinx-theme.js?digest=5" />'
+        '<script type="initdocs/on-interaction" '
+        'src="../_static/scripts/pydata-sphinx-theme.js?digest=5"></script>',
+    ]
+    # a file of the same name elsewhere is not the theme's
+    assert str(weight.on_interaction('<script src="x/my-bootstrap.js"></script>')) == (
+        '<script src="x/my-bootstrap.js"></script>'
+    )
+
+
+def test_the_script_that_runs_them_is_inlined_from_the_package():
+    inline = str(weight.interaction_script())
+    assert inline.startswith("<script>\n") and inline.endswith("</script>\n")
+    assert weight.INTERACTION_SCRIPT.read_text(encoding="utf-8") in inline
+    assert 'script[type="initdocs/on-interaction"]' in inline  # what on_interaction writes
+    assert "</script" not in inline[len("<script>") : -len("</script>\n")]
+
+
+def test_code_blocks_and_tables_are_tab_stops_in_the_html():
+    context = {
+        "body": '<pre>a</pre><pre class="x">b</pre><pre tabindex="-1">c</pre><preview>'
+        '<div class="pst-scrollable-table-container"><table></table></div>'
+    }
+    weight.tab_stops(None, "page", "page.html", context, None)
+    assert context["body"] == (
+        '<pre tabindex="0">a</pre><pre tabindex="0" class="x">b</pre>'
+        '<pre tabindex="-1">c</pre><preview>'
+        '<div class="pst-scrollable-table-container" tabindex="0"><table></table></div>'
+    )
+    no_body = {"title": "x"}
+    weight.tab_stops(None, "page", "page.html", no_body, None)
+    assert no_body == {"title": "x"}
+
+
+def test_every_element_the_theme_makes_a_tab_stop_is_one_in_the_html():
+    """The theme's own list (addTabStopsToScrollableElements) against what tab_stops marks:
+    every selector of it is one tab_stops marks, or one the book's pages never hold."""
+    script = (icons.theme_static() / weight.THEME_SCRIPT).read_text(encoding="utf-8")
+    listed = re.search(r'querySelectorAll\(\[("pre",[^\]]*)\]\.join\(", "\)\)', script)
+    selectors = json.loads(f"[{listed.group(1)}]")
+    assert selectors == [
+        "pre",
+        ".nboutput > .output_area",  # nbsphinx's, not in this book (myst-nb)
+        ".cell_output > .output",  # holds a <pre>, which scrolls (the theme's CSS)
+        ".jp-RenderedHTMLCommon",  # Jupyter widgets' HTML, not in this book
+        ".pst-scrollable-table-container",
+    ]

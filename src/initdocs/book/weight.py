@@ -14,6 +14,16 @@ Filters for the book's ``_templates/layout.html``, which passes the theme's bloc
   ``documentation_options.js`` (a few hundred bytes the inline scripts after it write to): the
   page is parsed and painted before they run, and they still run in order, before
   ``DOMContentLoaded``, where they all start their work.
+* ``initdocs_on_interaction`` (the ``scripts`` block, after ``initdocs_deferred``) holds back the
+  scripts that only wire up controls (:data:`ON_INTERACTION`: the theme's Bootstrap and its own
+  script, the sidebar toggles, copy buttons, tabs) until the reader first interacts with the
+  page: each is written as a placeholder the browser neither fetches nor runs, plus a
+  low-priority prefetch, and ``interaction.js``, inlined after them, runs them on the first
+  pointer move, touch, key, focus, wheel or scroll, holds and replays a click or the search
+  shortcut that comes first, and sets the "auto" theme before the first paint (code blocks
+  and tables get their tab stops in the HTML, :func:`tab_stops`). Run at load, they were a
+  phone's longest tasks after the first paint (Bootstrap alone 60-200 ms on Lighthouse's
+  simulated phone).
 * ``initdocs_without_search_index`` (the ``extrahead`` block) leaves out Sphinx's search
   scripts and the book's whole search index (about 40 kB compressed, parsed before the first
   paint) on every page but the search page. The theme loads them everywhere for its "search
@@ -77,6 +87,12 @@ TAB_STOPS_NEAR_THE_SCREEN = (
     "e.tabIndex=e.scrollWidth>e.clientWidth||e.scrollHeight>e.clientHeight?0:-1)}),"
     '{rootMargin:"100%"})).observe(e)})'
 )
+# What the theme's check looks at that scrolls in this book (its CSS gives them overflow: auto):
+# code blocks and outputs (``<pre>``) and tables. Written with tabindex="0" (tab_stops), they
+# are reachable by the keyboard before the theme's script has run, which is not at load.
+SCROLLER = re.compile(
+    r'<(pre|div class="pst-scrollable-table-container")(?=[\s>])(?![^>]*\btabindex=)'
+)
 SCRIPT_SOURCE_MAP = re.compile(r"\n?//# sourceMappingURL=\S*\s*$")
 
 
@@ -99,6 +115,16 @@ def _rewrite_theme_script(app: Sphinx, exception: Exception | None) -> None:
         source = theme_static() / THEME_SCRIPT
         script = tab_stops_near_the_screen(source.read_text(encoding="utf-8"), str(source))
         (Path(app.outdir) / "_static" / THEME_SCRIPT).write_text(script, encoding="utf-8")
+
+
+def tab_stops(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: nodes.document | None
+) -> None:
+    """Give every code block, output and table of the page's body ``tabindex="0"`` (a keyboard
+    reaches what scrolls sideways, WCAG 2.1.1, before any script has run; the theme's script
+    takes it off those that turn out not to scroll, once it runs)."""
+    if "body" in context:
+        context["body"] = SCROLLER.sub(r'<\1 tabindex="0"', context["body"])
 
 
 def lazy_images(app: Sphinx, doctree: nodes.document, docname: str) -> None:
@@ -130,6 +156,47 @@ def deferred(markup: str) -> Markup:
     return Markup(SCRIPT_FILE.sub(defer, str(markup)))
 
 
+#: Scripts run on the reader's first interaction (matched at the end of their path, before any
+#: query): they only wire up controls, and what the first screen needs of them is done by
+#: :data:`INTERACTION_SCRIPT` at once.
+ON_INTERACTION = (
+    "_static/clipboard.min.js",
+    "_static/copybutton.js",
+    "_static/design-tabs.js",
+    "_static/scripts/sphinx-book-theme.js",
+    "_static/scripts/bootstrap.js",
+    "_static/scripts/pydata-sphinx-theme.js",
+)
+INTERACTION_SCRIPT = Path(__file__).with_name("interaction.js")
+SCRIPT_ELEMENT = re.compile(
+    r"<script\b(?P<attributes>[^>]*\bsrc=\"(?P<src>[^\"]*)\"[^>]*)>\s*</script>"
+)
+
+
+def on_interaction(markup: str) -> Markup:
+    """Every script of :data:`ON_INTERACTION` as a placeholder (``type="initdocs/on-interaction"``,
+    without ``defer``) after a ``rel="prefetch"`` of its file; other scripts as they are.
+    :func:`interaction_script`, in the head of every page, runs the placeholders."""
+
+    def hold(tag: re.Match[str]) -> str:
+        src = tag.group("src")
+        if not src.split("?")[0].endswith(ON_INTERACTION):
+            return tag.group(0)
+        attributes = re.sub(r"\s+defer(=\"defer\")?(?=[\s>]|$)", "", tag.group("attributes"))
+        return (
+            f'<link rel="prefetch" as="script" href="{src}" />'
+            f'<script type="initdocs/on-interaction"{attributes}></script>'
+        )
+
+    return Markup(SCRIPT_ELEMENT.sub(hold, str(markup)))
+
+
+def interaction_script() -> Markup:
+    """``interaction.js`` as an inline ``<script>`` (the template global
+    ``initdocs_interaction_script``): it must run in the head, before the first paint."""
+    return Markup(f"<script>\n{INTERACTION_SCRIPT.read_text(encoding='utf-8')}</script>\n")
+
+
 def without_search_index(markup: str) -> Markup:
     """The markup without Sphinx's search scripts and the search index."""
     return Markup(SEARCH_SCRIPTS.sub("", str(markup)))
@@ -138,6 +205,7 @@ def without_search_index(markup: str) -> Markup:
 FILTERS = {
     "initdocs_lighter_head": lighter_head,
     "initdocs_deferred": deferred,
+    "initdocs_on_interaction": on_interaction,
     "initdocs_without_search_index": without_search_index,
 }
 
@@ -146,12 +214,14 @@ def _register(app: Sphinx) -> None:
     templates = getattr(app.builder, "templates", None)
     if templates is not None and hasattr(templates, "environment"):
         templates.environment.filters.update(FILTERS)
+        templates.environment.globals["initdocs_interaction_script"] = interaction_script
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _register)
     app.connect("build-finished", _rewrite_theme_script)
     app.connect("doctree-resolved", lazy_images)
+    app.connect("html-page-context", tab_stops)
     setup_icons(app)
     setup_highlight(app)
     return extension_metadata()

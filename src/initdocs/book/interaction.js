@@ -1,0 +1,101 @@
+// The theme's interactive scripts, run when the reader first interacts with the page.
+//
+// Inlined in the head of every page by initdocs.book.weight (`initdocs_interaction_script`).
+// The scripts that only wire up controls (menus, tooltips, the search dialog, copy buttons,
+// sidebar toggles) are written as <script type="initdocs/on-interaction" src=...>, which the
+// browser neither fetches nor runs, plus a low-priority prefetch of the same file. On the
+// reader's first pointer move, touch, key, focus, wheel or scroll, this script turns them into
+// real scripts, in their order. A phone that loads a chapter spends its first seconds on the
+// text, not on the theme's script work (its "total blocking time" was over 100 ms).
+//
+// Until then the page is the HTML and its stylesheets (where code blocks and tables already
+// have their tab stops, see weight.tab_stops), and two things are done here:
+// 1. the theme: a reader whose choice is "auto" (the default) gets the system's light or dark
+//    scheme before the first paint, and follows it when it changes (the theme's script did it
+//    only after the first paint: a dark-mode reader saw the page light first);
+// 2. the first use of a control: a click on a button or menu toggle, or the search shortcut
+//    (Ctrl+K, or Cmd+K on a Mac), that comes before the scripts have run is held and replayed
+//    once they have.
+// window.initdocsInteractive is "waiting", then "loading", then "ready".
+(() => {
+  "use strict";
+  const root = document.documentElement;
+
+  // 1. The theme (pydata-sphinx-theme's inline script has set data-mode from the stored choice).
+  const dark = matchMedia("(prefers-color-scheme: dark)");
+  const followTheSystem = () => {
+    if ((root.dataset.mode || "auto") === "auto") {
+      root.dataset.theme = dark.matches ? "dark" : "light";
+    }
+  };
+  followTheSystem();
+  dark.addEventListener("change", followTheSystem);
+
+  // 2. The scripts, on the first interaction.
+  const TRIGGERS = ["pointermove", "pointerdown", "touchstart", "keydown", "focusin", "wheel", "scroll"];
+  const CONTROL = "button, [data-bs-toggle], [role='button']";
+  const held = [];
+  window.initdocsInteractive = "waiting";
+
+  const ready = () => {
+    window.initdocsInteractive = "ready";
+    for (const replay of held.splice(0)) replay();
+  };
+
+  const load = () => {
+    if (window.initdocsInteractive !== "waiting") return;
+    window.initdocsInteractive = "loading";
+    for (const type of TRIGGERS) removeEventListener(type, load, true);
+    if (document.readyState === "loading") {
+      // the page is still arriving: its last placeholders are not there yet
+      document.addEventListener("DOMContentLoaded", run);
+    } else {
+      run();
+    }
+  };
+
+  const run = () => {
+    const waiting = [...document.querySelectorAll('script[type="initdocs/on-interaction"]')];
+    let pending = waiting.length;
+    for (const placeholder of waiting) {
+      const script = document.createElement("script");
+      for (const { name, value } of placeholder.attributes) {
+        if (name !== "type") script.setAttribute(name, value);
+      }
+      script.async = false; // run in the order they are written, like deferred scripts
+      script.onload = script.onerror = () => --pending || ready();
+      placeholder.replaceWith(script);
+    }
+    if (!pending) ready();
+  };
+
+  for (const type of TRIGGERS) addEventListener(type, load, { capture: true, passive: true });
+
+  addEventListener(
+    "click",
+    (event) => {
+      if (window.initdocsInteractive === "ready") return;
+      const control = event.target instanceof Element && event.target.closest(CONTROL);
+      if (!control) return;
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      held.push(() => control.click());
+      load();
+    },
+    true,
+  );
+
+  addEventListener(
+    "keydown",
+    (event) => {
+      if (window.initdocsInteractive === "ready") return;
+      if (!(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== "k") return;
+      event.preventDefault();
+      const { key, code, ctrlKey, metaKey, shiftKey, altKey } = event;
+      const options = { key, code, ctrlKey, metaKey, shiftKey, altKey, bubbles: true };
+      held.push(() => dispatchEvent(new KeyboardEvent("keydown", options)));
+      load();
+    },
+    true,
+  );
+})();
