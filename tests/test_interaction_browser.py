@@ -33,6 +33,13 @@ STATE = """() => ({
         .map(e => new URL(e.name).pathname),
 })"""
 READY = "() => window.initdocsInteractive === 'ready'"
+#: Every script prefetch started after the page's load event.
+PREFETCHED_AFTER_LOAD = """() => {
+    const loaded = performance.getEntriesByType('navigation')[0].loadEventEnd;
+    const prefetches = performance.getEntriesByType('resource')
+        .filter(e => e.initiatorType === 'link' && /\\.js$/.test(new URL(e.name).pathname));
+    return loaded > 0 && prefetches.length > 0 && prefetches.every(e => e.startTime >= loaded);
+}"""
 #: The reader scrolls to each code block in turn, a frame or two apart.
 SCROLL_THROUGH_CODE = """async () => {
     for (const block of document.querySelectorAll('pre')) {
@@ -68,12 +75,18 @@ def held_back(paths: list[str]) -> list[str]:
 
 def test_no_theme_script_runs_before_the_reader_interacts(browser: Browser, server: str):
     with opened(browser, server, CHAPTER) as (page, errors):
-        page.wait_for_timeout(1000)  # an idle page stays as it is
+        # They are fetched into the cache once the page has loaded and the browser is idle,
+        # not with the page (where they took bandwidth from the first screen), and not run.
+        page.wait_for_function(
+            f"() => ({STATE})().prefetched.length >= {len(ON_INTERACTION)}", timeout=10_000
+        )
+        page.wait_for_timeout(500)  # an idle page stays as it is
         state = page.evaluate(STATE)
         assert state["interactive"] == "waiting"
         assert state["bootstrap"] == "undefined" and state["copyButtons"] == 0
         assert held_back(state["scripts"]) == []
-        assert len(held_back(state["prefetched"])) == len(ON_INTERACTION)  # in the cache
+        assert len(held_back(state["prefetched"])) == len(ON_INTERACTION)
+        assert page.evaluate(PREFETCHED_AFTER_LOAD)
         assert any(p.endswith("/_static/doctools.js") for p in state["scripts"])  # not held
         assert errors == []
 

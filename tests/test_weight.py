@@ -198,17 +198,12 @@ def test_scripts_that_wire_up_controls_wait_for_the_first_interaction():
     assert out == [
         '<script src="../_static/documentation_options.js?v=1"></script>',
         '<script defer src="../_static/doctools.js?v=2"></script>',  # needed at load
-        '<link rel="prefetch" as="script" href="../_static/copybutton.js?v=3" />'
         '<script type="initdocs/on-interaction" src="../_static/copybutton.js?v=3"></script>',
-        '<link rel="prefetch" as="script" href="../_static/design-tabs.js?v=4" />'
         '<script type="initdocs/on-interaction" data-sd-tabs-storage-prefix="tab-" '
         'src="../_static/design-tabs.js?v=4"></script>',
         "<script>DOCUMENTATION_OPTIONS.pagename = 'index';</script>",
-        '<link rel="prefetch" as="script" href="../_static/scripts/bootstrap.js?digest=5" />'
         '<script type="initdocs/on-interaction" src="../_static/scripts/bootstrap.js?digest=5">'
         "</script>",
-        '<link rel="prefetch" as="script" '
-        'href="../_static/scripts/pydata-sphinx-theme.js?digest=5" />'
         '<script type="initdocs/on-interaction" '
         'src="../_static/scripts/pydata-sphinx-theme.js?digest=5"></script>',
     ]

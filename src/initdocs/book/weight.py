@@ -17,8 +17,8 @@ Filters for the book's ``_templates/layout.html``, which passes the theme's bloc
 * ``initdocs_on_interaction`` (the ``scripts`` block, after ``initdocs_deferred``) holds back the
   scripts that only wire up controls (:data:`ON_INTERACTION`: the theme's Bootstrap and its own
   script, the sidebar toggles, copy buttons, tabs) until the reader first interacts with the
-  page: each is written as a placeholder the browser neither fetches nor runs, plus a
-  low-priority prefetch, and ``interaction.js``, inlined after them, runs them on the first
+  page: each is written as a placeholder the browser neither fetches nor runs, which
+  ``interaction.js`` (inlined in the head) prefetches once the page has loaded and runs on the first
   pointer move, touch, key, focus, wheel or scroll, holds and replays a click or the search
   shortcut that comes first, and sets the "auto" theme before the first paint (code blocks
   and tables get their tab stops in the HTML, :func:`tab_stops`). Run at load, they were a
@@ -175,18 +175,15 @@ SCRIPT_ELEMENT = re.compile(
 
 def on_interaction(markup: str) -> Markup:
     """Every script of :data:`ON_INTERACTION` as a placeholder (``type="initdocs/on-interaction"``,
-    without ``defer``) after a ``rel="prefetch"`` of its file; other scripts as they are.
-    :func:`interaction_script`, in the head of every page, runs the placeholders."""
+    without ``defer``); other scripts as they are. :func:`interaction_script`, in the head of
+    every page, prefetches and runs the placeholders."""
 
     def hold(tag: re.Match[str]) -> str:
         src = tag.group("src")
         if not src.split("?")[0].endswith(ON_INTERACTION):
             return tag.group(0)
         attributes = re.sub(r"\s+defer(=\"defer\")?(?=[\s>]|$)", "", tag.group("attributes"))
-        return (
-            f'<link rel="prefetch" as="script" href="{src}" />'
-            f'<script type="initdocs/on-interaction"{attributes}></script>'
-        )
+        return f'<script type="initdocs/on-interaction"{attributes}></script>'
 
     return Markup(SCRIPT_ELEMENT.sub(hold, str(markup)))
 
