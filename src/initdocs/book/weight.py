@@ -14,16 +14,16 @@ Filters for the book's ``_templates/layout.html``, which passes the theme's bloc
   ``documentation_options.js`` (a few hundred bytes the inline scripts after it write to): the
   page is parsed and painted before they run, and they still run in order, before
   ``DOMContentLoaded``, where they all start their work.
-* ``initdocs_on_interaction`` (the ``scripts`` block, after ``initdocs_deferred``) holds back the
+* ``initdocs_on_interaction`` (the ``scripts`` and ``scripts_end`` blocks) holds back the
   scripts that only wire up controls (:data:`ON_INTERACTION`: the theme's Bootstrap and its own
   script, the sidebar toggles, copy buttons, tabs) until the reader first interacts with the
-  page: each is written as a placeholder the browser neither fetches nor runs, which
-  ``interaction.js`` (inlined in the head) prefetches once the page has loaded and runs on the first
-  pointer move, touch, key, focus, wheel or scroll, holds and replays a click or the search
-  shortcut that comes first, and sets the "auto" theme before the first paint (code blocks
-  and tables get their tab stops in the HTML, :func:`tab_stops`). Run at load, they were a
-  phone's longest tasks after the first paint (Bootstrap alone 60-200 ms on Lighthouse's
-  simulated phone).
+  page. Each is written as a placeholder the browser neither fetches nor runs; ``interaction.js``
+  (inlined in the head, :func:`interaction_script`) prefetches them once the page has loaded,
+  runs them on the first pointer move, touch, key, focus, wheel or scroll, holds and replays a
+  click or the search shortcut that comes first, and sets the "auto" theme before the first
+  paint; code blocks and tables get their tab stops in the HTML (:func:`tab_stops`). Run at
+  load, these scripts were a phone's longest tasks after the first paint (Bootstrap alone
+  60-200 ms on Lighthouse's simulated phone).
 * ``initdocs_without_search_index`` (the ``extrahead`` block) leaves out Sphinx's search
   scripts and the book's whole search index (about 40 kB compressed, parsed before the first
   paint) on every page but the search page. The theme loads them everywhere for its "search
@@ -157,8 +157,8 @@ def deferred(markup: str) -> Markup:
 
 
 #: Scripts run on the reader's first interaction (matched at the end of their path, before any
-#: query): they only wire up controls, and what the first screen needs of them is done by
-#: :data:`INTERACTION_SCRIPT` at once.
+#: query): they only wire up controls. What the first screen needs of them is done without
+#: them: the "auto" theme by :data:`INTERACTION_SCRIPT`, tab stops by :func:`tab_stops`.
 ON_INTERACTION = (
     "_static/clipboard.min.js",
     "_static/copybutton.js",
