@@ -12,9 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from playwright.sync_api import Browser, Page
-from test_browser import DESKTOP, THEME_SCRIPT, browser, server  # noqa: F401  (fixtures)
+from test_browser import (  # noqa: F401  (browser and server: fixtures)
+    DESKTOP,
+    THEME_SCRIPT,
+    browser,
+    first_interaction,
+    server,
+)
 
-from initdocs.book.weight import ON_INTERACTION
+from initdocs.book.weight import ON_INTERACTION, THEME_SCROLLABLE
 
 CHAPTER = "sessions/04-ssd.html"
 TABLE_CHAPTER = "sessions/01-xception.html"  # has a table in its prose
@@ -32,7 +38,6 @@ STATE = """() => ({
         .filter(e => e.initiatorType === 'link' && /\\.js$/.test(new URL(e.name).pathname))
         .map(e => new URL(e.name).pathname),
 })"""
-READY = "() => window.initdocsInteractive === 'ready'"
 #: Every script prefetch started after the page's load event.
 PREFETCHED_AFTER_LOAD = """() => {
     const loaded = performance.getEntriesByType('navigation')[0].loadEventEnd;
@@ -93,8 +98,7 @@ def test_no_theme_script_runs_before_the_reader_interacts(browser: Browser, serv
 
 def test_a_pointer_move_runs_every_one_of_them(browser: Browser, server: str):
     with opened(browser, server, CHAPTER) as (page, errors):
-        page.mouse.move(200, 300)
-        page.wait_for_function(READY)
+        first_interaction(page)
         state = page.evaluate(STATE)
         assert len(held_back(state["scripts"])) == len(ON_INTERACTION)
         assert state["bootstrap"] == "object"
@@ -138,12 +142,9 @@ def test_the_auto_theme_follows_the_system_before_any_script(browser: Browser, s
 
 
 def test_code_blocks_and_tables_are_tab_stops_before_any_script(browser: Browser, server: str):
-    # The theme's list of what may scroll sideways (addTabStopsToScrollableElements); its
-    # script, which sets the tab stops, has not run yet.
-    scrollable = (
-        "pre, .nboutput > .output_area, .cell_output > .output, .jp-RenderedHTMLCommon, "
-        ".pst-scrollable-table-container"
-    )
+    # The theme's list of what may scroll sideways; its script, which sets the tab stops, has
+    # not run yet.
+    scrollable = ", ".join(THEME_SCROLLABLE)
     with opened(browser, server, TABLE_CHAPTER) as (page, _):
         stops = page.evaluate(
             """selector => [...document.querySelectorAll(selector)].map(e => ({
@@ -159,8 +160,7 @@ def test_code_blocks_and_tables_are_tab_stops_before_any_script(browser: Browser
             assert element["stop"] == "0" or element["preStop"] == "0", element
         # Once the theme's script runs, a block near the screen that does not scroll is no stop
         # (and every one that is no stop indeed does not scroll).
-        page.mouse.move(200, 300)
-        page.wait_for_function(READY)
+        first_interaction(page)
         page.evaluate(SCROLL_THROUGH_CODE)
         page.wait_for_function(
             "() => [...document.querySelectorAll('pre')].some(e => e.tabIndex < 0)"

@@ -237,16 +237,11 @@ def test_code_blocks_and_tables_are_tab_stops_in_the_html():
     assert no_body == {"title": "x"}
 
 
-def test_every_element_the_theme_makes_a_tab_stop_is_one_in_the_html():
-    """The theme's own list (addTabStopsToScrollableElements) against what tab_stops marks:
-    every selector of it is one tab_stops marks, or one the book's pages never hold."""
+def test_the_themes_list_of_scrollable_elements_is_the_one_tab_stops_was_written_for():
+    """The theme's own list (addTabStopsToScrollableElements), read from its script, against
+    weight.THEME_SCROLLABLE: a theme update that changes it fails here. The browser test
+    (test_interaction_browser.py) checks every element of the list on a built page."""
     script = (icons.theme_static() / weight.THEME_SCRIPT).read_text(encoding="utf-8")
     listed = re.search(r'querySelectorAll\(\[("pre",[^\]]*)\]\.join\(", "\)\)', script)
     selectors = json.loads(f"[{listed.group(1)}]")
-    assert selectors == [
-        "pre",
-        ".nboutput > .output_area",  # nbsphinx's, not in this book (myst-nb)
-        ".cell_output > .output",  # holds a <pre>, which scrolls (the theme's CSS)
-        ".jp-RenderedHTMLCommon",  # Jupyter widgets' HTML, not in this book
-        ".pst-scrollable-table-container",
-    ]
+    assert selectors == list(weight.THEME_SCROLLABLE)

@@ -87,7 +87,16 @@ TAB_STOPS_NEAR_THE_SCREEN = (
     "e.tabIndex=e.scrollWidth>e.clientWidth||e.scrollHeight>e.clientHeight?0:-1)}),"
     '{rootMargin:"100%"})).observe(e)})'
 )
-# What the theme's check looks at that scrolls in this book (its CSS gives them overflow: auto):
+# What the theme's check looks at (its addTabStopsToScrollableElements; tests/test_weight.py
+# reads the list from the theme's script and compares).
+THEME_SCROLLABLE = (
+    "pre",
+    ".nboutput > .output_area",  # nbsphinx's, not in this book (myst-nb)
+    ".cell_output > .output",  # holds a <pre>, which is what scrolls (the theme's CSS)
+    ".jp-RenderedHTMLCommon",  # Jupyter widgets' HTML, not in this book
+    ".pst-scrollable-table-container",
+)
+# What of it scrolls in this book (its CSS gives them overflow: auto):
 # code blocks and outputs (``<pre>``) and tables. Written with tabindex="0" (tab_stops), they
 # are reachable by the keyboard before the theme's script has run, which is not at load.
 SCROLLER = re.compile(
