@@ -101,6 +101,26 @@ CELLS = """() => new Promise(done => {
     cells.at(-1).scrollIntoView();
     setTimeout(() => done({...state, drawn_at_end: cells.length - skipped()}), 300);
 })"""
+#: Records the article's layout shifts up or down as the page loads (window.initdocsShifts):
+#: the element that moved and how far, and the shift's score. Sideways moves are left out:
+#: what the page defers moves text down (interaction.js), while a glyph of the theme's icon
+#: font arriving after the first paint can move a line's text sideways by a pixel or two.
+ARTICLE_SHIFTS = """window.initdocsShifts = [];
+new PerformanceObserver(list => {
+    for (const shift of list.getEntries()) for (const source of shift.sources) {
+        const node = source.node?.nodeType === 1 ? source.node : source.node?.parentElement;
+        if (!node?.closest('.bd-article')) continue;
+        const [before, after] = [source.previousRect, source.currentRect];
+        if (Math.round(before.y) === Math.round(after.y)
+            && Math.round(before.height) === Math.round(after.height)) continue;
+        window.initdocsShifts.push(`${node.tagName.toLowerCase()}${node.id ? '#' + node.id : ''}`
+            + ` ${Math.round(source.previousRect.y)} -> ${Math.round(source.currentRect.y)} px`
+            + ` (score ${shift.value.toFixed(4)})`);
+    }
+}).observe({type: 'layout-shift', buffered: true});"""
+#: The page is laid out in full: the prose interaction.js defers is drawn (no such script, as
+#: in the discussion views: nothing deferred).
+DRAWN = "() => [undefined, true].includes(window.initdocsDrawn)"
 PAGE_WIDTH = """() => ({
     document: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth),
     viewport: document.documentElement.clientWidth,
@@ -233,6 +253,7 @@ class Session:
         )
         if theme:
             self.context.add_init_script(THEME_SCRIPT.format(theme))
+        self.context.add_init_script(ARTICLE_SHIFTS)
         self.context.route("**/*", self._route)
         self.visit = Visit()
 
@@ -257,6 +278,7 @@ class Session:
             lambda r: r.status >= 400 and _failed(visit, self.base, r.url, f"HTTP {r.status}"),
         )
         page.goto(self.base + page_name, wait_until="load")
+        page.wait_for_function(DRAWN, timeout=20_000)
         return page, visit
 
     def close(self) -> None:
@@ -288,6 +310,7 @@ class Crawl:
     violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     widths: dict[str, dict] = field(default_factory=dict)
     cells: dict[str, dict[str, int]] = field(default_factory=dict)  # on a phone (CELLS)
+    shifts: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (setting, page)
     search_results: list[str] = field(default_factory=list)
 
 
@@ -342,6 +365,7 @@ def _visit_page(crawl: Crawl, session: Session, axe: Axe, name: str) -> None:
     theme = session.theme
     page, visit = session.open(name)
     page.evaluate(FONTS_READY)
+    crawl.shifts[theme, name] = page.evaluate("() => window.initdocsShifts")
     crawl.math[f"{theme}:{name}"] = page.evaluate(MATH_STATE, MATH_FONT)
     crawl.math_scripts[theme, name] = page.evaluate(MATH_SCRIPTS)
     crawl.theme_seen[theme, name] = page.evaluate("() => document.documentElement.dataset.theme")
@@ -378,6 +402,7 @@ def _measure_on_a_phone(crawl: Crawl, session: Session, name: str) -> None:
     """Load one page in a phone-sized viewport and record how wide the document is."""
     page, visit = session.open(name)
     page.evaluate(FONTS_READY)
+    crawl.shifts["phone", name] = page.evaluate("() => window.initdocsShifts")
     crawl.math_overflow[name] = page.evaluate(MATH_OVERFLOW)
     crawl.widths[name] = page.evaluate(PAGE_WIDTH)
     _screenshot(page, name, "phone")
@@ -654,6 +679,14 @@ def test_code_cells_far_down_a_chapter_are_not_drawn_on_load(crawl: Crawl):
         assert cells["cells"] >= 5 and cells["lazy"] == cells["cells"], (page, cells)
         assert cells["skipped"] >= cells["cells"] // 2, (page, cells)  # most are off screen
         assert cells["drawn_at_end"] >= 1, (page, cells)  # the last is drawn when reached
+
+
+def test_no_part_of_an_article_moves_as_its_page_loads(crawl: Crawl):
+    # The prose below a chapter's first screen is laid out after load (interaction.js); what
+    # is on screen at the first paint must be laid out at its own size then, or it jumps.
+    assert len(crawl.shifts) == 3 * len(crawl.pages)  # both themes on a desktop, and a phone
+    moved = {f"{setting}: {page}": shifts for (setting, page), shifts in crawl.shifts.items()}
+    assert {key: shifts for key, shifts in moved.items() if shifts} == {}
 
 
 def test_search_finds_the_xception_chapter(crawl: Crawl):

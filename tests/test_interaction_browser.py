@@ -2,7 +2,8 @@
 interaction.js), checked in the browser the other browser tests use (tests/test_browser.py):
 none of them runs at load, all of them after a pointer move, a first click on a menu and the
 search shortcut as the first key are not lost, the "auto" theme follows the system before any
-script, and code blocks and tables are keyboard tab stops before any script."""
+script, code blocks and tables are keyboard tab stops before any script, and the prose below a
+chapter's first screen is laid out once the page has loaded, a few blocks at a time."""
 
 # ruff: noqa: F811  (server and browser are test_browser's fixtures, passed by name)
 
@@ -10,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, Page
 from test_browser import (  # noqa: F401  (browser and server: fixtures)
     DESKTOP,
+    DRAWN,
+    PHONE,
     THEME_SCRIPT,
     browser,
     first_interaction,
@@ -53,15 +58,46 @@ SCROLL_THROUGH_CODE = """async () => {
     }
 }"""
 
+#: Idle callbacks are held (window.initdocsIdle) until the test runs them.
+HOLD_IDLE_CALLBACKS = """window.initdocsIdle = [];
+window.requestIdleCallback = callback => window.initdocsIdle.push(callback);"""
+#: Runs the idle callbacks held so far (each may ask for another); returns how many ran.
+RUN_IDLE_CALLBACKS = """() => {
+    const waiting = window.initdocsIdle.splice(0);
+    for (const callback of waiting) callback({didTimeout: false, timeRemaining: () => 50});
+    return waiting.length;
+}"""
+#: The article's blocks (what is not a section) as laid out now: deferred (content-visibility
+#: auto), skipped (its content not laid out: checkVisibility on its first element), and where.
+BLOCKS = """() => [...document.querySelectorAll('.bd-article section > :not(section)')]
+    .filter(b => !b.matches('div.cell')).map(b => ({
+        deferred: getComputedStyle(b).contentVisibility === 'auto',
+        skipped: !!b.firstElementChild
+            && !b.firstElementChild.checkVisibility({contentVisibilityAuto: true}),
+        drawn: b.classList.contains('initdocs-drawn'),
+        top: b.getBoundingClientRect().top + scrollY,
+    }))"""
+LARGE_SCREEN = {"width": 1920, "height": 1200}
+
 
 @contextmanager
 def opened(
-    browser: Browser, server: str, name: str, *, scheme: str = "light", stored: str | None = None
+    browser: Browser,
+    server: str,
+    name: str,
+    *,
+    scheme: str = "light",
+    stored: str | None = None,
+    viewport: dict[str, int] = DESKTOP,
+    init: str | None = None,
 ) -> Iterator[tuple[Page, list[str]]]:
-    """A fresh reader's page (nothing stored unless ``stored``), with the errors it logs."""
-    context = browser.new_context(viewport=DESKTOP, color_scheme=scheme)
+    """A fresh reader's page (nothing stored unless ``stored``), with the errors it logs;
+    ``init`` is a script that runs before the page's own."""
+    context = browser.new_context(viewport=viewport, color_scheme=scheme)
     if stored:
         context.add_init_script(THEME_SCRIPT.format(stored))
+    if init:
+        context.add_init_script(init)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
@@ -173,3 +209,75 @@ def test_code_blocks_and_tables_are_tab_stops_before_any_script(browser: Browser
             )
             == 0
         )
+
+
+def test_the_prose_below_the_first_screen_is_laid_out_when_the_browser_is_idle(
+    browser: Browser, server: str
+):
+    with opened(browser, server, CHAPTER, viewport=PHONE, init=HOLD_IDLE_CALLBACKS) as (
+        page,
+        errors,
+    ):
+        # Loaded, before any idle time: the blocks far down are deferred, most of them not laid
+        # out; none on the first screen is.
+        assert page.evaluate("() => window.initdocsDrawn") is False
+        blocks = page.evaluate(BLOCKS)
+        deferred = [b for b in blocks if b["deferred"]]
+        assert len(deferred) >= 20, len(deferred)
+        assert sum(b["skipped"] for b in deferred) >= len(deferred) // 2
+        assert min(b["top"] for b in deferred) > PHONE["height"]
+        # Idle time: a few blocks a step (more than one step), then every block is laid out
+        # and drawn like any other (nothing deferred, nothing skipped).
+        steps = 0
+        while not page.evaluate("() => window.initdocsDrawn"):
+            assert page.evaluate(RUN_IDLE_CALLBACKS) > 0, "the page stopped before it was drawn"
+            steps += 1
+        assert 1 < steps <= len(deferred)
+        blocks = page.evaluate(BLOCKS)
+        assert sum(b["drawn"] for b in blocks) == len(deferred)
+        assert [b for b in blocks if b["deferred"] or b["skipped"]] == []
+        assert errors == []
+
+
+def chapters(html: Path) -> list[str]:
+    return sorted(str(p.relative_to(html)) for p in (html / "sessions").glob("[0-9][0-9]-*.html"))
+
+
+@pytest.mark.parametrize(
+    "viewport", [PHONE, DESKTOP, LARGE_SCREEN], ids=lambda v: f"{v['width']}x{v['height']}"
+)
+def test_what_waits_for_idle_time_starts_below_the_first_screen(
+    browser: Browser, server: str, html: Path, viewport: dict[str, int]
+):
+    # A deferred block on screen at the first paint is first laid out at its placeholder size,
+    # and what follows it jumps (Chromium, with stylesheets still arriving as the HTML is
+    # parsed); so the deferral starts at a chapter's fourth section, checked here on every
+    # chapter up to a 1920x1200 screen.
+    names = chapters(html)
+    assert len(names) == 11, names
+    first = {}
+    for name in names:
+        with opened(browser, server, name, viewport=viewport) as (page, errors):
+            page.wait_for_function(DRAWN, timeout=20_000)
+            drawn = [b["top"] for b in page.evaluate(BLOCKS) if b["drawn"]]
+            assert drawn and errors == [], (name, errors)
+            first[name] = min(drawn)
+    assert {n: top for n, top in first.items() if top <= viewport["height"]} == {}
+
+
+def test_a_link_to_a_section_far_down_lands_on_it(browser: Browser, server: str):
+    # The sections above it are laid out after the browser has scrolled to it; the reader
+    # still sees it at the top of the screen, where the browser puts it on a laid-out page.
+    with opened(browser, server, CHAPTER, viewport=PHONE) as (page, _):
+        target = page.evaluate(
+            "() => [...document.querySelectorAll('.bd-article > section > section')].at(-2).id"
+        )
+    with opened(browser, server, f"{CHAPTER}#{target}", viewport=PHONE) as (page, _):
+        page.wait_for_function(DRAWN, timeout=20_000)
+        where = f"document.getElementById('{target}').getBoundingClientRect().top"
+        landed = page.evaluate(f"() => {where}")
+        laid_out = page.evaluate(
+            f"() => {{ document.getElementById('{target}').scrollIntoView(); return {where}; }}"
+        )
+        assert page.evaluate("() => scrollY") > 5 * PHONE["height"]
+        assert abs(landed - laid_out) <= 1, (landed, laid_out)

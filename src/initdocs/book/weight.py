@@ -20,8 +20,10 @@ Filters for the book's ``_templates/layout.html``, which passes the theme's bloc
   page. Each is written as a placeholder the browser neither fetches nor runs; ``interaction.js``
   (inlined in the head, :func:`interaction_script`) prefetches them once the page has loaded,
   runs them on the first pointer move, touch, key, focus, wheel or scroll, holds and replays a
-  click or the search shortcut that comes first, and sets the "auto" theme before the first
-  paint; code blocks and tables get their tab stops in the HTML (:func:`tab_stops`). Run at
+  click or the search shortcut that comes first, sets the "auto" theme before the first
+  paint, and defers the layout of a chapter's prose below its first screen until the browser
+  is idle after load; code blocks and tables get their tab stops in the HTML
+  (:func:`tab_stops`). Run at
   load, these scripts were a phone's longest tasks after the first paint (Bootstrap alone
   60-200 ms on Lighthouse's simulated phone).
 * ``initdocs_without_search_index`` (the ``extrahead`` block) leaves out Sphinx's search
