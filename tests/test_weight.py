@@ -4,6 +4,7 @@ page-speed table (initdocs.book.pagespeed); the built book is checked in test_br
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -219,6 +220,24 @@ def test_the_script_that_runs_them_is_inlined_from_the_package():
     assert weight.INTERACTION_SCRIPT.read_text(encoding="utf-8") in inline
     assert 'script[type="initdocs/on-interaction"]' in inline  # what on_interaction writes
     assert "</script" not in inline[len("<script>") : -len("</script>\n")]
+
+
+def test_an_edited_script_counts_as_a_changed_template(tmp_path):
+    class Templates:  # the two methods Sphinx's HTML builder asks of its templates
+        def newest_template_mtime(self) -> float:
+            return 1_000.0
+
+        def newest_template_name(self) -> str:
+            return "layout.html"
+
+    script = tmp_path / "interaction.js"
+    script.write_text("// the script", encoding="utf-8")
+    templates = Templates()
+    weight.count_as_a_template(templates, script)
+    for seconds, newest, name in [(500, 1_000.0, "layout.html"), (2_000, 2_000.0, script.name)]:
+        os.utime(script, (seconds, seconds))
+        assert templates.newest_template_mtime() == newest
+        assert templates.newest_template_name() == name
 
 
 def test_code_blocks_and_tables_are_tab_stops_in_the_html():

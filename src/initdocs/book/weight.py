@@ -223,6 +223,23 @@ def _register(app: Sphinx) -> None:
     if templates is not None and hasattr(templates, "environment"):
         templates.environment.filters.update(FILTERS)
         templates.environment.globals["initdocs_interaction_script"] = interaction_script
+        count_as_a_template(templates, INTERACTION_SCRIPT)
+
+
+def count_as_a_template(templates: Any, path: Path) -> None:
+    """Make the builder rewrite every page when ``path`` changes, as it does when a template
+    changes: the HTML builder compares each page with its newest template
+    (``newest_template_mtime``), and a file the templates inline (``interaction.js``) is not one
+    of them, so an edited script reached the pages only once something else changed."""
+    newest_mtime, newest_name = templates.newest_template_mtime, templates.newest_template_name
+
+    def mtime() -> float:
+        return path.stat().st_mtime_ns / 10**9
+
+    templates.newest_template_mtime = lambda: max(newest_mtime(), mtime())
+    templates.newest_template_name = lambda: (
+        path.name if mtime() >= newest_mtime() else newest_name()
+    )
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
