@@ -140,6 +140,9 @@ PAGE_WIDTH = """() => ({
 COMPRESSED_TYPES = {".html", ".js", ".css", ".svg", ".json", ".txt", ".xml", ".map"}
 LOAD_LAZY_IMAGES = """() => document.querySelectorAll('img[loading="lazy"]')
     .forEach(img => { img.loading = 'eager'; })"""
+#: Every script held for the first interaction is being prefetched (or there is none).
+PREFETCHING = """() => document.querySelectorAll('link[rel="prefetch"]').length
+    >= document.querySelectorAll('script[type="initdocs/on-interaction"]').length"""
 RESOURCES = """() => [performance.getEntriesByType('navigation')[0].name,
     ...performance.getEntriesByType('resource').map(e => e.name)]"""
 
@@ -462,6 +465,9 @@ def weigh(html: Path, server: str, browser: Browser, name: str) -> dict:
     page.evaluate(LOAD_LAZY_IMAGES)
     page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
     page.evaluate(FONTS_READY)
+    # The theme's scripts are prefetched once the page is idle (interaction.js): weighed too,
+    # whether or not the network was quiet before the prefetch began.
+    page.wait_for_function(PREFETCHING, timeout=20_000)
     page.wait_for_load_state("networkidle")
     urls = {urlsplit(url).path for url in page.evaluate(RESOURCES) if url.startswith(server)}
     files = [html / unquote(path).lstrip("/") for path in urls]
