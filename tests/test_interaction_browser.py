@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
+from conftest import CHAPTERS
 from playwright.sync_api import Browser, Page
 from test_browser import (  # noqa: F401  (browser and server: fixtures)
     DESKTOP,
@@ -239,21 +239,17 @@ def test_the_prose_below_the_first_screen_is_laid_out_when_the_browser_is_idle(
         assert errors == []
 
 
-def chapters(html: Path) -> list[str]:
-    return sorted(str(p.relative_to(html)) for p in (html / "sessions").glob("[0-9][0-9]-*.html"))
-
-
 @pytest.mark.parametrize(
     "viewport", [PHONE, DESKTOP, LARGE_SCREEN], ids=lambda v: f"{v['width']}x{v['height']}"
 )
 def test_what_waits_for_idle_time_starts_below_the_first_screen(
-    browser: Browser, server: str, html: Path, viewport: dict[str, int]
+    browser: Browser, server: str, viewport: dict[str, int]
 ):
     # A deferred block on screen at the first paint is first laid out at its placeholder size,
     # and what follows it jumps (Chromium, with stylesheets still arriving as the HTML is
     # parsed); so the deferral starts at a chapter's fourth section, checked here on every
     # chapter up to a 1920x1200 screen.
-    names = chapters(html)
+    names = [f"sessions/{chapter.stem}.html" for chapter in CHAPTERS]
     assert len(names) == 11, names
     first = {}
     for name in names:

@@ -23,9 +23,8 @@ Filters for the book's ``_templates/layout.html``, which passes the theme's bloc
   click or the search shortcut that comes first, sets the "auto" theme before the first
   paint, and defers the layout of a chapter's prose below its first screen until the browser
   is idle after load; code blocks and tables get their tab stops in the HTML
-  (:func:`tab_stops`). Run at
-  load, these scripts were a phone's longest tasks after the first paint (Bootstrap alone
-  60-200 ms on Lighthouse's simulated phone).
+  (:func:`tab_stops`). Run at load, these scripts were a phone's longest tasks after the first
+  paint (Bootstrap alone 60-200 ms on Lighthouse's simulated phone).
 * ``initdocs_without_search_index`` (the ``extrahead`` block) leaves out Sphinx's search
   scripts and the book's whole search index (about 40 kB compressed, parsed before the first
   paint) on every page but the search page. The theme loads them everywhere for its "search
